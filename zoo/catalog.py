@@ -1,0 +1,97 @@
+"""What is in the zoo: `zoo list`, `zoo info` and the README tables, all read from the registry."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from zoo.errors import ConfigError, did_you_mean
+from zoo.registry import DATA, MODELS, compatible_data, compatible_models, data_kind
+
+# The columns of the model x data matrix: (modality, task) pairs as in DESIGN.md.
+COLUMNS = [
+    ("image", "classification", "image cls"),
+    ("tabular", "classification", "tabular cls"),
+    ("tabular", "regression", "tabular reg"),
+    ("tokens", "classification", "tokens cls"),
+    ("tokens", "language_modeling", "tokens LM"),
+]
+
+
+def summary(cls: type) -> str:
+    """Return the first line of a class docstring."""
+    return (inspect.getdoc(cls) or "").splitlines()[0] if cls.__doc__ else ""
+
+
+def arguments(cls: type) -> list[tuple[str, str, Any]]:
+    """Return (name, type, default) of a class's keyword arguments, except spec and optim."""
+    from zoo.config import signature_schema
+    import dataclasses
+
+    out = []
+    for f in dataclasses.fields(signature_schema(cls.__init__)):
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        type_name = getattr(f.type, "__name__", None) if isinstance(f.type, type) else None
+        out.append((f.name, type_name or str(f.type).replace("typing.", ""), default))
+    return out
+
+
+def listing(what: str = "all", pattern: str = "*") -> str:
+    """Return a plain-text listing of models and/or data matching a wildcard."""
+    lines = []
+    if what in ("models", "all"):
+        names = MODELS.names(pattern)
+        lines.append("models:")
+        width = max([len(n) for n in names] + [4])
+        for name in names:
+            lines.append(f"  {name:<{width}}  {summary(MODELS.get(name))}")
+    if what in ("data", "all"):
+        names = DATA.names(pattern)
+        lines.append("data:")
+        width = max([len(n) for n in names] + [4])
+        for name in names:
+            modality, task = data_kind(name)
+            lines.append(f"  {name:<{width}}  {modality:<8} {task:<18} {summary(DATA.get(name))}")
+    return "\n".join(lines)
+
+
+def info(name: str) -> str:
+    """Return a description of a model or dataset: docstring, arguments, compatibility."""
+    if name in MODELS:
+        cls = MODELS.get(name)
+        pairs = ", ".join(f"{m} {t}" for m, t in sorted(cls.supports))
+        extra = [f"supports: {pairs}", f"compatible data: {', '.join(compatible_data(name)) or 'none'}"]
+        kind = "model"
+    elif name in DATA:
+        cls = DATA.get(name)
+        modality, task = data_kind(name)
+        extra = [f"modality: {modality}", f"task: {task}",
+                 f"compatible models: {', '.join(compatible_models(name)) or 'none'}"]
+        kind = "data"
+    else:
+        names = MODELS.names() + DATA.names()
+        raise ConfigError(f"Unknown model or data '{name}'.{did_you_mean(name, names)} Available: {', '.join(names)}")
+    lines = [f"{kind} '{name}': {summary(cls)}", "", *extra, "", "arguments:"]
+    for arg, type_name, default in arguments(cls):
+        lines.append(f"  {arg}: {type_name} = {default!r}")
+    doc = inspect.getdoc(cls) or ""
+    body = "\n".join(doc.splitlines()[1:]).strip()
+    if body:
+        lines += ["", body]
+    return "\n".join(lines)
+
+
+def markdown_tables() -> str:
+    """Return the README's model, data and compatibility tables as Markdown."""
+    out = ["| model | description |", "|---|---|"]
+    out += [f"| `{m}` | {summary(MODELS.get(m))} |" for m in MODELS.names()]
+    out += ["", "| data | modality | task | description |", "|---|---|---|---|"]
+    for d in DATA.names():
+        modality, task = data_kind(d)
+        out.append(f"| `{d}` | {modality} | {task} | {summary(DATA.get(d))} |")
+    out += ["", "| model | " + " | ".join(c[2] for c in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+    for m in MODELS.names():
+        cls = MODELS.get(m)
+        marks = ["✓" if cls.supports_data(mod, task) else "×" for mod, task, _ in COLUMNS]
+        out.append(f"| `{m}` | " + " | ".join(marks) + " |")
+    return "\n".join(out)

@@ -1,0 +1,173 @@
+"""ZooDataModule: the base every zoo dataset shares, with an in-memory fast path.
+
+A subclass implements `load_splits()`, returning train/val/test tensors and a DataSpec. The
+base serves them with `InMemoryLoader`: tensors are moved to the training device once and
+shuffled by index there, so small data needs no DataLoader workers and no per-batch copies.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Callable, ClassVar
+
+import lightning as L
+import numpy as np
+import torch
+
+from zoo.spec import DataSpec
+
+Split = tuple[torch.Tensor, torch.Tensor]
+SPLITS = ("train", "val", "test")
+
+
+class InMemoryLoader:
+    """Batches `(x, y)` from tensors, shuffled by a per-epoch seed and sharded over DDP ranks.
+
+    Lightning only injects a DistributedSampler into real DataLoaders, so this loader shards by
+    rank itself; every rank gets the same number of training batches. Seeding the shuffle by
+    (seed, epoch) makes the data order reproducible and a resumed run exact.
+    """
+
+    def __init__(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        batch_size: int,
+        *,
+        shuffle: bool = False,
+        seed: int = 0,
+        epoch: Callable[[], int] = lambda: 0,
+        rank: int = 0,
+        world_size: int = 1,
+        drop_uneven: bool = False,
+    ) -> None:
+        self.x, self.y = x, y
+        self.batch_size = batch_size
+        self.shuffle, self.seed, self.epoch = shuffle, seed, epoch
+        self.rank, self.world_size = rank, world_size
+        n = len(x)
+        # Training drops the tail so every rank has equal work; evaluation keeps every sample.
+        self.per_rank = n // world_size if drop_uneven else len(range(rank, n, world_size))
+        self.drop_single = drop_uneven  # a last batch of one sample breaks BatchNorm in training
+
+    def __len__(self) -> int:
+        n = math.ceil(self.per_rank / self.batch_size)
+        if self.drop_single and n > 1 and self.per_rank % self.batch_size == 1:
+            n -= 1
+        return n
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = len(self.x)
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch())
+            order = torch.randperm(n, generator=g).to(self.x.device)
+        else:
+            order = torch.arange(n, device=self.x.device)
+        order = order[self.rank :: self.world_size][: self.per_rank]
+        for i in range(len(self)):
+            idx = order[i * self.batch_size : (i + 1) * self.batch_size]
+            yield self.x[idx], self.y[idx]
+
+
+def split_indices(
+    n: int, val_fraction: float, test_fraction: float, seed: int, stratify: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """Return deterministic, disjoint train/val/test index arrays (stratified when labels are given)."""
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(n)
+    rest, test = train_test_split(idx, test_size=test_fraction, random_state=seed, stratify=stratify)
+    strat_rest = stratify[rest] if stratify is not None else None
+    val_size = val_fraction / (1 - test_fraction)
+    train, val = train_test_split(rest, test_size=val_size, random_state=seed, stratify=strat_rest)
+    return {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
+
+
+class ZooDataModule(L.LightningDataModule):
+    """Base DataModule: deterministic splits, a DataSpec, and in-memory loaders.
+
+    Subclasses take only primitive keyword arguments, call `super().__init__(...)`, and
+    implement `load_splits()`. Downloads, if any, go in `prepare_data()`. The class declares the
+    `modality` and `task` of its data, so compatibility is known without loading anything.
+    """
+
+    modality: ClassVar[str]
+    task: ClassVar[str]
+
+    def __init__(self, *, batch_size: int = 64, val_fraction: float = 0.15, test_fraction: float = 0.2,
+                 seed: int = 0) -> None:
+        super().__init__()
+        from zoo.errors import ConfigError
+
+        if batch_size < 1:
+            raise ConfigError(f"data.batch_size must be >= 1, got {batch_size}")
+        for name, frac in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+            if not 0 < frac < 1:
+                raise ConfigError(f"data.{name} must be between 0 and 1, got {frac}")
+        if val_fraction + test_fraction >= 1:
+            raise ConfigError("data.val_fraction + data.test_fraction must be below 1")
+        self.batch_size = batch_size
+        self.val_fraction, self.test_fraction, self.seed = val_fraction, test_fraction, seed
+        self._splits: dict[str, Split] | None = None
+        self._spec: DataSpec | None = None
+        self._device_splits: dict[str, Split] = {}
+
+    # -- subclass API -------------------------------------------------------------------------
+    def load_splits(self) -> tuple[dict[str, Split], DataSpec]:
+        """Return {"train"|"val"|"test": (x, y)} CPU tensors and the DataSpec describing them."""
+        raise NotImplementedError
+
+    # -- public -------------------------------------------------------------------------------
+    @property
+    def spec(self) -> DataSpec:
+        """The DataSpec of this data (loads the data on first use)."""
+        self._ensure_loaded()
+        return self._spec
+
+    def split(self, name: str) -> Split:
+        """Return the (x, y) tensors of split `name` on the CPU."""
+        self._ensure_loaded()
+        return self._splits[name]
+
+    def setup(self, stage: str | None = None) -> None:
+        self._ensure_loaded()
+
+    def train_dataloader(self) -> InMemoryLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> InMemoryLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> InMemoryLoader:
+        return self._loader("test")
+
+    def predict_dataloader(self) -> InMemoryLoader:
+        return self._loader("test")
+
+    # -- internals ----------------------------------------------------------------------------
+    def _ensure_loaded(self) -> None:
+        if self._splits is None:
+            self._splits, self._spec = self.load_splits()
+            declared = (self.modality, self.task)
+            assert (self._spec.modality, self._spec.task) == declared, f"spec disagrees with {declared}"
+
+    def _loader(self, split: str, shuffle: bool = False) -> InMemoryLoader:
+        trainer = self.trainer
+        device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+        key = f"{split}@{device}"
+        if key not in self._device_splits:
+            x, y = self.split(split)
+            self._device_splits[key] = (x.to(device), y.to(device))
+        x, y = self._device_splits[key]
+        return InMemoryLoader(
+            x,
+            y,
+            self.batch_size,
+            shuffle=shuffle,
+            seed=self.seed,
+            epoch=(lambda: trainer.current_epoch) if trainer is not None else (lambda: 0),
+            rank=trainer.global_rank if trainer is not None else 0,
+            world_size=trainer.world_size if trainer is not None else 1,
+            drop_uneven=shuffle,
+        )

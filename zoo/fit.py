@@ -1,0 +1,249 @@
+"""Train a model from YAML: `python -m zoo.fit --config configs/experiment/digits_cnn.yaml [key=value ...]`.
+
+The flow, top to bottom: config -> registry names -> DataModule -> DataSpec -> model ->
+lightning.Trainer(**cfg.trainer) -> fit -> test the best checkpoint -> run dir with results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def add_fit_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the fit options to `parser` (shared by `python -m zoo.fit` and `zoo fit`)."""
+    parser.add_argument("--config", "-c", action="append", default=[], metavar="YAML",
+                        help="config file; repeat to merge left to right")
+    parser.add_argument("--resume", metavar="RUN_DIR", help="continue a run from RUN_DIR/checkpoints/last.ckpt")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. trainer.max_epochs=3")
+    return parser
+
+
+def experiment_name(cfg: dict[str, Any], config_paths: list[str]) -> str:
+    """Return run.name, else the experiment file's stem, else '<data>_<model>'."""
+    if cfg["run"]["name"]:
+        return cfg["run"]["name"]
+    for path in reversed(config_paths):
+        if Path(path).parent.name == "experiment":
+            return Path(path).stem
+    return f"{cfg['data']['name']}_{cfg['model']['name']}"
+
+
+def resolve(config_paths: list[str], overrides: list[str], resume: str | None = None) -> tuple[dict, Path | None]:
+    """Return the validated config and, when resuming, the run dir to continue."""
+    from zoo.config import load_config, validate
+
+    run_dir = None
+    if resume:
+        run_dir = Path(resume)
+        if not (run_dir / "config.yaml").is_file():
+            from zoo.errors import ConfigError
+
+            raise ConfigError(f"Cannot resume: {run_dir / 'config.yaml'} not found (is {run_dir} a zoo run dir?)")
+        config_paths = [str(run_dir / "config.yaml"), *config_paths]
+    cfg = validate(load_config(config_paths, overrides))
+    cfg["run"]["name"] = experiment_name(cfg, config_paths)
+    if run_dir is None and cfg["run"]["resume"]:
+        run_dir = latest_run(cfg)
+    return cfg, run_dir
+
+
+def latest_run(cfg: dict[str, Any]) -> Path:
+    """Return the newest run dir of this experiment that has a last.ckpt."""
+    from zoo.errors import ConfigError
+
+    root = Path(cfg["run"]["dir"]) / cfg["run"]["name"]
+    runs = sorted(p for p in root.glob("*") if (p / "checkpoints" / "last.ckpt").is_file())
+    if not runs:
+        raise ConfigError(f"run.resume=true but no run with checkpoints/last.ckpt under {root}")
+    return runs[-1]
+
+
+def new_run_dir(cfg: dict[str, Any]) -> Path:
+    """Return a fresh run dir path; DDP child processes reuse the one rank 0 chose (ZOO_RUN_DIR)."""
+    if os.environ.get("ZOO_RUN_DIR"):
+        return Path(os.environ["ZOO_RUN_DIR"])
+    root = Path(cfg["run"]["dir"]) / cfg["run"]["name"]
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    run_dir, i = root / stamp, 1
+    while run_dir.exists():  # two runs started in the same second
+        run_dir, i = root / f"{stamp}-{i}", i + 1
+    return run_dir
+
+
+def build_data_and_model(cfg: dict[str, Any]) -> tuple[Any, Any]:
+    """Return the DataModule and the model for `cfg`, after checking that they fit together."""
+    from zoo.registry import DATA, MODELS, check_compatible
+
+    model_cfg = dict(cfg["model"])
+    name = model_cfg.pop("name")
+    model_cfg.pop("compile")
+    data_cfg = dict(cfg["data"])
+    check_compatible(name, data_cfg["name"])
+    datamodule = DATA.build(data_cfg.pop("name"), **data_cfg)
+    datamodule.prepare_data()
+    model = MODELS.build(name, spec=datamodule.spec.to_dict(), optim=cfg["optim"], **model_cfg)
+    return datamodule, model
+
+
+def build_callbacks(cfg: dict[str, Any], model: Any, run_dir: Path, has_logger: bool) -> list[Any]:
+    """Return checkpointing (last + best), LR monitor, early stopping and sample callbacks."""
+    from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+
+    from zoo.callbacks import Samples, SaveConfig
+
+    cb = cfg["callbacks"]
+    default_monitor, default_mode = model.monitor()
+    monitor = cb["checkpoint"]["monitor"] or default_monitor
+    mode = cb["checkpoint"]["mode"] or (default_mode if monitor == default_monitor else "min")
+    ckpt_dir = run_dir / "checkpoints"
+    callbacks = [
+        ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor, mode=mode, save_top_k=1,
+                        auto_insert_metric_name=False, enable_version_counter=False,
+                        every_n_epochs=cb["checkpoint"]["every_n_epochs"]),
+        ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1, enable_version_counter=False,
+                        every_n_train_steps=cb["checkpoint"]["every_n_train_steps"],
+                        every_n_epochs=None if cb["checkpoint"]["every_n_train_steps"] else 1),
+        SaveConfig(cfg),
+        Samples(cfg["callbacks"]["samples_every_n_epochs"]),
+    ]
+    if cb["lr_monitor"] and has_logger:
+        callbacks.append(LearningRateMonitor(logging_interval="step"))
+    es = cb["early_stopping"]
+    if es["enabled"]:
+        callbacks.append(EarlyStopping(monitor=es["monitor"] or monitor, mode=es["mode"] or mode,
+                                       patience=es["patience"], min_delta=es["min_delta"]))
+    return callbacks
+
+
+def quiet_lightning() -> None:
+    """Silence Lightning's advertising and the warnings that do not apply to in-memory data."""
+    import logging
+    import warnings
+
+    for pattern in (".*does not have many workers.*", ".*smaller than the logging interval.*", ".*LeafSpec.*",
+                    ".*Checkpoint directory .* exists and is not empty.*"):
+        warnings.filterwarnings("ignore", pattern)
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
+        lambda record: "litlogger" not in record.getMessage() and "LitModels" not in record.getMessage()
+    )
+
+
+def fit(cfg: dict[str, Any], run_dir: Path | None = None) -> dict[str, Any]:
+    """Train and test as `cfg` says; return {"run_dir", "best_ckpt", "val", "test"} and write results.json.
+
+    With `run_dir` (a previous run), training continues from its checkpoints/last.ckpt.
+    """
+    import lightning as L
+    import torch
+    from lightning.pytorch.utilities import rank_zero_only
+
+    from zoo.checkpoint import AtomicCheckpointIO
+    from zoo.config import to_yaml
+    from zoo.errors import ConfigError
+    from zoo.loggers import build_loggers
+
+    resume_ckpt = None
+    if run_dir is not None:
+        resume_ckpt = run_dir / "checkpoints" / "last.ckpt"
+        if not resume_ckpt.is_file():
+            raise ConfigError(f"Cannot resume: {resume_ckpt} not found")
+    run_dir = run_dir or new_run_dir(cfg)
+    quiet_lightning()
+    L.seed_everything(cfg["seed"], workers=True, verbose=False)
+    datamodule, model = build_data_and_model(cfg)
+    if rank_zero_only.rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(to_yaml(cfg))
+    loggers = build_loggers(cfg["logger"], run_dir, cfg)
+    trainer_kwargs = {"enable_model_summary": False, **cfg["trainer"]}
+    try:
+        trainer = L.Trainer(
+            **trainer_kwargs,
+            default_root_dir=str(run_dir),
+            logger=loggers or False,
+            callbacks=build_callbacks(cfg, model, run_dir, bool(loggers)),
+            plugins=[AtomicCheckpointIO()],
+        )
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"Invalid trainer settings: {str(e).splitlines()[0]}") from None
+    if cfg["model"]["compile"]:
+        model = torch.compile(model)
+    os.environ["ZOO_RUN_DIR"] = str(run_dir)  # DDP workers re-run this script and must share the run dir
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=str(resume_ckpt) if resume_ckpt else None)
+        val = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+        best = trainer.checkpoint_callback.best_model_path or str(run_dir / "checkpoints" / "last.ckpt")
+        tested = trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)
+    finally:
+        os.environ.pop("ZOO_RUN_DIR", None)
+    results = {"run_dir": str(run_dir), "best_ckpt": best, "val": val, "test": tested[0] if tested else {}}
+    if trainer.is_global_zero:
+        (run_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    return results
+
+
+def print_summary(results: dict[str, Any]) -> None:
+    """Print val/test metrics as a table, then where the run lives."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="results", title_justify="left")
+    table.add_column("metric")
+    table.add_column("val", justify="right")
+    table.add_column("test", justify="right")
+    names = sorted({k.split("/", 1)[1] for k in [*results["val"], *results["test"]] if "/" in k})
+    for name in names:
+        val, test = results["val"].get(f"val/{name}"), results["test"].get(f"test/{name}")
+        table.add_row(name, "" if val is None else f"{val:.4f}", "" if test is None else f"{test:.4f}")
+    console = Console()
+    console.print(table)
+    console.print(f"run dir: {results['run_dir']}\nbest checkpoint: {results['best_ckpt']}")
+
+
+def run_fit(args: argparse.Namespace) -> int:
+    """Resolve the config from parsed arguments; print it, or train and print the summary."""
+    from lightning.pytorch.utilities import rank_zero_only
+
+    from zoo.config import to_yaml
+
+    if not args.config and not args.resume and not args.overrides:
+        from zoo.errors import ConfigError
+
+        raise ConfigError("Nothing to train: pass --config FILE (see configs/experiment/) or --resume RUN_DIR")
+    cfg, run_dir = resolve(args.config, args.overrides, args.resume)
+    if args.print_config:
+        print(to_yaml(cfg), end="")
+        return 0
+    results = fit(cfg, run_dir)
+    if rank_zero_only.rank == 0:
+        print_summary(results)
+    return 0
+
+
+def parse_fit_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Parse fit arguments; `--key=value` (as `wandb agent` passes them) count as overrides."""
+    args, unknown = parser.parse_known_args(argv)
+    for item in unknown:
+        if not (item.startswith("--") and "=" in item):
+            parser.error(f"unrecognized argument: {item}")
+        args.overrides.append(item[2:])
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    from zoo.cli import run_guarded
+
+    parser = add_fit_arguments(argparse.ArgumentParser(prog="python -m zoo.fit", description=__doc__.splitlines()[0]))
+    return run_guarded(run_fit, parse_fit_args(parser, argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

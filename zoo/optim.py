@@ -1,0 +1,78 @@
+"""Optimizers and learning-rate schedules built from the `optim` config block.
+
+    optim: {name: adamw, lr: 1e-3, weight_decay: 0.01, scheduler: {name: cosine, warmup_steps: 100}}
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from zoo.errors import choose
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULERS = ("none", "cosine", "linear", "step", "onecycle")
+DEFAULTS: dict[str, Any] = {
+    "name": "adamw",
+    "lr": 1e-3,
+    "weight_decay": 0.0,
+    "betas": (0.9, 0.999),
+    "eps": 1e-8,
+    "momentum": 0.9,
+    "nesterov": False,
+    "scheduler": {"name": "none"},
+}
+
+
+def param_groups(module: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Split parameters so that biases, norms and embeddings' 1-D params get no weight decay."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def build_optimizer(module: nn.Module, cfg: dict[str, Any]) -> torch.optim.Optimizer:
+    """Return the optimizer named by `cfg["name"]` over `module`'s parameters."""
+    cfg = {**DEFAULTS, **cfg}
+    name = choose("optimizer", cfg["name"], OPTIMIZERS)
+    groups = param_groups(module, cfg["weight_decay"])
+    if name == "sgd":
+        return torch.optim.SGD(groups, lr=cfg["lr"], momentum=cfg["momentum"], nesterov=cfg["nesterov"])
+    cls = torch.optim.AdamW if name == "adamw" else torch.optim.Adam
+    return cls(groups, lr=cfg["lr"], betas=tuple(cfg["betas"]), eps=cfg["eps"])
+
+
+def lr_factor(step: int, total: int, name: str, warmup: int, min_ratio: float, step_size: int, gamma: float) -> float:
+    """Return the multiplier of the base learning rate at optimizer step `step` (linear warm-up first)."""
+    if step < warmup:
+        return (step + 1) / warmup
+    if name == "step":
+        return gamma ** ((step - warmup) // max(step_size, 1))
+    progress = min(1.0, (step - warmup) / max(total - warmup, 1))
+    if name == "cosine":
+        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+    if name == "linear":
+        return min_ratio + (1 - min_ratio) * (1 - progress)
+    return 1.0
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: dict[str, Any], total_steps: int) -> dict | None:
+    """Return a Lightning `lr_scheduler` dict stepping every optimizer step, or None for `name: none`."""
+    sched = {"name": "none", "warmup_steps": 0, "min_lr_ratio": 0.0, "step_size": 1000, "gamma": 0.1, **cfg}
+    name = choose("scheduler", sched["name"], SCHEDULERS)
+    if name == "none" and not sched["warmup_steps"]:
+        return None
+    if name == "onecycle":
+        max_lrs = [g["lr"] for g in optimizer.param_groups]
+        pct = sched["warmup_steps"] / total_steps if sched["warmup_steps"] else 0.3
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=max_lrs, total_steps=total_steps, pct_start=min(max(pct, 0.01), 0.99)
+        )
+    else:
+        args = (total_steps, name, sched["warmup_steps"], sched["min_lr_ratio"], sched["step_size"], sched["gamma"])
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, *args))
+    return {"scheduler": scheduler, "interval": "step", "frequency": 1}

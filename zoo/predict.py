@@ -1,0 +1,131 @@
+"""Inference from the command line: `zoo predict` on files and `zoo sample` from generative models."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from zoo.errors import ZooError
+
+
+def read_table(path: Path, spec: Any) -> torch.Tensor:
+    """Return raw feature rows from a CSV file; a header row (feature names) is optional."""
+    rows = list(csv.reader(path.read_text().splitlines()))
+    rows = [r for r in rows if r]
+    if rows and spec.feature_names and [c.strip() for c in rows[0]] == list(spec.feature_names):
+        rows = rows[1:]
+    n = spec.input_shape[0]
+    try:
+        data = [[float(v) for v in r] for r in rows]
+    except ValueError as e:
+        raise ZooError(f"{path}: every value must be a number ({e})") from None
+    bad = [i + 1 for i, r in enumerate(data) if len(r) != n]
+    if bad:
+        raise ZooError(f"{path}: expected {n} values per row, row {bad[0]} has {len(data[bad[0] - 1])}")
+    return torch.tensor(data, dtype=torch.float32).view(-1, n)
+
+
+def read_images(paths: list[Path], spec: Any) -> torch.Tensor:
+    """Return image files as a (N, C, H, W) batch in [0, 1], converted and resized to the spec's shape."""
+    from PIL import Image, UnidentifiedImageError
+    from torchvision.transforms.functional import pil_to_tensor, resize
+
+    c, h, w = spec.input_shape
+    out = []
+    for path in paths:
+        try:
+            img = Image.open(path).convert("L" if c == 1 else "RGB")
+        except (UnidentifiedImageError, OSError):
+            raise ZooError(f"{path} is not a readable image file") from None
+        out.append(resize(pil_to_tensor(img), [h, w], antialias=True).float() / 255.0)
+    return torch.stack(out)
+
+
+def read_inputs(model: Any, paths: list[str]) -> tuple[torch.Tensor, list[str]]:
+    """Return the model's input batch built from files, and a row label for each input."""
+    files = [Path(p) for p in paths]
+    for f in files:
+        if not f.is_file():
+            raise ZooError(f"Input file not found: {f}")
+    spec = model.spec
+    if spec.modality == "tabular":
+        x = torch.cat([read_table(f, spec) for f in files])
+        return x, [str(i) for i in range(len(x))]
+    if spec.modality == "image":
+        return read_images(files, spec), [str(f) for f in files]
+    if hasattr(model, "encode_text"):
+        lines = [line for f in files for line in f.read_text().splitlines() if line.strip()]
+        return model.encode_text(lines), lines
+    raise ZooError(f"zoo predict does not support {spec.modality} inputs for model '{model.registry_name}'")
+
+
+@torch.no_grad()
+def predict_files(model: Any, paths: list[str], output: str | None = None) -> list[list[Any]]:
+    """Predict on input files and write a CSV (input, prediction, per-class probabilities or values)."""
+    if not hasattr(model, "to_prediction"):
+        raise ZooError(f"Model '{model.registry_name}' does not predict; use `zoo sample` for generative models")
+    x, labels = read_inputs(model, paths)
+    pred = model.predict_step(x)
+    spec = model.spec
+    if spec.task == "classification":
+        names = list(spec.class_names or range(spec.num_classes))
+        header = ["input", "prediction", *[f"p_{n}" for n in names]]
+        rows = [[lab, names[int(p.argmax())], *[f"{v:.4f}" for v in p.tolist()]] for lab, p in zip(labels, pred)]
+    else:
+        header = ["input", *[f"y{i}" for i in range(pred.shape[1])]]
+        rows = [[lab, *[f"{v:.4f}" for v in p.tolist()]] for lab, p in zip(labels, pred)]
+    with open(output, "w", newline="") if output else _stdout() as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return rows
+
+
+class _stdout:
+    def __enter__(self):
+        return sys.stdout
+
+    def __exit__(self, *exc):
+        return False
+
+
+@torch.no_grad()
+def sample(model: Any, n: int, out: str | None = None, *, prompt: str = "", temperature: float = 1.0,
+           top_k: int | None = None, label: int | None = None, max_new_tokens: int | None = None,
+           seed: int = 0) -> Any:
+    """Generate `n` samples: text from a language model, images or table rows from a generative model."""
+    from zoo.callbacks import save_image_grid, save_table
+
+    torch.manual_seed(seed)
+    if hasattr(model, "generate"):
+        texts = model.generate(prompt, n=n, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k)
+        if out:
+            Path(out).write_text("\n".join(texts) + "\n")
+        else:
+            print("\n".join(texts))
+        return texts
+    if not hasattr(model, "sample"):
+        raise ZooError(f"Model '{model.registry_name}' cannot generate; `zoo sample` needs an LM, a VAE or a GAN")
+    labels = None
+    if label is not None:
+        k = model.spec.num_classes or 0
+        if not getattr(model, "conditional", False):
+            raise ZooError(f"--label needs a conditional model; this '{model.registry_name}' is unconditional")
+        if not 0 <= label < k:
+            raise ZooError(f"--label must be between 0 and {k - 1}")
+        labels = torch.full((n,), label, dtype=torch.long)
+    samples = model.sample(n, labels=labels)
+    if model.spec.modality == "image":
+        path = Path(out or "samples.png")
+        if path.suffix.lower() != ".png":
+            raise ZooError(f"Image samples are written as a PNG grid; use --out NAME.png, not {path}")
+        save_image_grid(samples, path)
+    else:
+        path = Path(out or "samples.csv")
+        save_table(samples, path, model.spec.feature_names)
+    print(f"wrote {n} samples to {path}")
+    return samples

@@ -1,0 +1,118 @@
+"""Name -> class registries for models and datasets, with entry-point plugins.
+
+    @MODELS.register("cnn")
+    class CNN(ZooModel): ...
+
+    MODELS.get("cnn"); MODELS.build("cnn", spec=..., channels=[8, 16]); MODELS.names("c*")
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib
+import warnings
+from importlib.metadata import entry_points
+from typing import Any, Callable, TypeVar
+
+from zoo.errors import ConfigError, did_you_mean
+
+T = TypeVar("T")
+
+
+class Registry:
+    """A strict map from name to class.
+
+    Built-ins come from importing `builtins` (a module that imports each file explicitly);
+    third-party classes from the entry-point `group`. Both are loaded on the first lookup.
+    """
+
+    def __init__(self, kind: str, builtins: str, group: str) -> None:
+        self.kind = kind
+        self.builtins = builtins
+        self.group = group
+        self._classes: dict[str, type] = {}
+        self._loaded = False
+
+    def register(self, name: str) -> Callable[[type[T]], type[T]]:
+        """Class decorator that adds a class under `name`; a duplicate name raises."""
+
+        def decorator(cls: type[T]) -> type[T]:
+            if name in self._classes:
+                raise ValueError(f"{self.kind} '{name}' is already registered by {self._classes[name]!r}")
+            cls.registry_name = name
+            self._classes[name] = cls
+            return cls
+
+        return decorator
+
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        importlib.import_module(self.builtins)
+        for ep in entry_points(group=self.group):
+            try:
+                ep.load()  # the plugin module registers itself on import
+            except Exception as e:  # a broken plugin must not take the zoo down with it
+                warnings.warn(f"zoo: skipping {self.kind} plugin '{ep.name}' ({ep.value}): {e!r}", stacklevel=2)
+
+    def names(self, pattern: str = "*") -> list[str]:
+        """Return the sorted registered names matching a shell-style wildcard."""
+        self._load()
+        return sorted(n for n in self._classes if fnmatch.fnmatchcase(n, pattern))
+
+    def get(self, name: str) -> type:
+        """Return the class registered as `name`, or raise with the close matches and all names."""
+        self._load()
+        if name not in self._classes:
+            names = sorted(self._classes)
+            raise ConfigError(
+                f"Unknown {self.kind} '{name}'.{did_you_mean(name, names)} Available: {', '.join(names)}"
+            )
+        return self._classes[name]
+
+    def build(self, name: str, **kwargs: Any) -> Any:
+        """Instantiate the class registered as `name` with `kwargs`."""
+        return self.get(name)(**kwargs)
+
+    def __contains__(self, name: str) -> bool:
+        self._load()
+        return name in self._classes
+
+    def __iter__(self):
+        return iter(self.names())
+
+
+MODELS = Registry("model", builtins="zoo.models", group="zoo.models")
+DATA = Registry("data", builtins="zoo.data", group="zoo.data")
+
+
+def data_kind(name: str) -> tuple[str, str]:
+    """Return the (modality, task) a registered dataset declares."""
+    cls = DATA.get(name)
+    return cls.modality, cls.task
+
+
+def compatible_data(model: str) -> list[str]:
+    """Return the datasets that the registered model can train on."""
+    cls = MODELS.get(model)
+    return [d for d in DATA.names() if cls.supports_data(*data_kind(d))]
+
+
+def compatible_models(data: str) -> list[str]:
+    """Return the models that can train on the registered dataset."""
+    kind = data_kind(data)
+    return [m for m in MODELS.names() if MODELS.get(m).supports_data(*kind)]
+
+
+def check_compatible(model: str, data: str) -> None:
+    """Raise IncompatibleError, listing the alternatives both ways, when `model` cannot train on `data`."""
+    from zoo.errors import IncompatibleError
+
+    modality, task = data_kind(data)
+    if not MODELS.get(model).supports_data(modality, task):
+        raise IncompatibleError(
+            f"Model '{model}' cannot train on '{data}' ({modality} {task}). "
+            f"Models for '{data}': {', '.join(compatible_models(data)) or 'none'}. "
+            f"Data for '{model}': {', '.join(compatible_data(model)) or 'none'}."
+        )

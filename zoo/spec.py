@@ -1,0 +1,69 @@
+"""DataSpec: everything a model needs to know about its data, as a frozen, serialisable record."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+MODALITIES = ("image", "tabular", "tokens")
+TASKS = ("classification", "regression", "language_modeling")
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """What a DataModule exposes and a model is built from.
+
+    input_shape is (C, H, W) for images, (F,) for tables and (T,) for tokens (the context length).
+    input_mean/input_std are statistics of the *train* split (per channel or per feature): models
+    standardise raw inputs with them, so a checkpoint predicts on raw data with no DataModule.
+    target_mean/target_std do the same for regression targets.
+    For tokens, `tokenizer` is the serialised tokenizer (a `tokenizers` JSON string), so that
+    generation and prediction work from the checkpoint alone.
+    """
+
+    modality: str
+    task: str
+    input_shape: tuple[int, ...]
+    num_classes: int | None = None
+    class_names: tuple[str, ...] | None = None
+    target_dim: int | None = None
+    vocab_size: int | None = None
+    pad_id: int | None = None
+    tokenizer: str | None = None
+    feature_names: tuple[str, ...] | None = None
+    input_mean: tuple[float, ...] | None = None
+    input_std: tuple[float, ...] | None = None
+    target_mean: tuple[float, ...] | None = None
+    target_std: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.modality not in MODALITIES:
+            raise ValueError(f"modality must be one of {MODALITIES}, got {self.modality!r}")
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
+        # Normalise sequences to tuples so that specs compare equal after a dict round trip.
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, list):
+                object.__setattr__(self, f.name, tuple(value))
+
+    @property
+    def output_dim(self) -> int:
+        """Return the width of the prediction head: classes, targets or vocabulary."""
+        if self.task == "classification":
+            return int(self.num_classes)
+        if self.task == "regression":
+            return int(self.target_dim)
+        return int(self.vocab_size)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the spec as plain lists and scalars (safe for YAML and `torch.load(weights_only=True)`)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | DataSpec) -> DataSpec:
+        """Build a spec from `to_dict()` output (or return a spec unchanged)."""
+        if isinstance(d, DataSpec):
+            return d
+        return cls(**d)
