@@ -180,7 +180,7 @@ def fit(cfg: dict[str, Any], run_dir: Path | None = None) -> dict[str, Any]:
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=str(resume_ckpt) if resume_ckpt else None)
         val = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
-        best = trainer.checkpoint_callback.best_model_path or str(run_dir / "checkpoints" / "last.ckpt")
+        best = trainer.checkpoint_callback.best_model_path or None  # None under fast_dev_run: test as trained
         tested = trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)
     finally:
         os.environ.pop("ZOO_RUN_DIR", None)
@@ -205,7 +205,9 @@ def print_summary(results: dict[str, Any]) -> None:
         table.add_row(name, "" if val is None else f"{val:.4f}", "" if test is None else f"{test:.4f}")
     console = Console()
     console.print(table)
-    console.print(f"run dir: {results['run_dir']}\nbest checkpoint: {results['best_ckpt']}")
+    console.print(f"run dir: {results['run_dir']}")
+    if results["best_ckpt"]:
+        console.print(f"best checkpoint: {results['best_ckpt']}", soft_wrap=True)
 
 
 def run_fit(args: argparse.Namespace) -> int:
