@@ -28,7 +28,7 @@ def test_pair(model, data, tmp_path):
         "model": {"name": model},
         "data": data_config(data, tmp_path),
         "trainer": {**FAST_TRAINER, "fast_dev_run": True},
-        "logger": None,
+        "logger": False,
         "run": {"dir": str(tmp_path / "runs")},
     }
     if not MODELS.get(model).supports_data(*data_kind(data)):

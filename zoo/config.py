@@ -20,7 +20,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
-from zoo.errors import ConfigError, did_you_mean
+from zoo.errors import ConfigError, choose, did_you_mean
 
 
 @dataclass
@@ -83,7 +83,7 @@ class Config:
     data: dict[str, Any] = field(default_factory=dict)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: dict[str, Any] = field(default_factory=dict)
-    logger: Any = field(default_factory=lambda: {"name": "csv"})
+    logger: Any = None  # None: csv; false or []: no logger; a mapping or a list of mappings
     callbacks: CallbacksConfig = field(default_factory=CallbacksConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
@@ -182,6 +182,10 @@ def validate(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
     out = checked(Config, raw, "")
     out["model"] = check_entry("model", out["model"], MODELS, FIT_MODEL_KEYS)
     out["data"] = check_entry("data", out["data"], DATA, {"name": None})
+    from zoo.optim import OPTIMIZERS, SCHEDULERS
+
+    choose("optimizer", out["optim"]["name"], OPTIMIZERS)
+    choose("scheduler", out["optim"]["scheduler"]["name"], SCHEDULERS)
     out["trainer"] = check_trainer(out["trainer"])
     from zoo.loggers import check_loggers
 

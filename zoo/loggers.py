@@ -51,7 +51,9 @@ SCHEMAS = {"csv": CSVConfig, "tensorboard": TensorBoardConfig, "wandb": WandbCon
 
 def check_loggers(value: Any) -> list[dict[str, Any]]:
     """Return the logger section as a list of checked logger configs (a single mapping is allowed)."""
-    if value is None or value is False:
+    if value is None:
+        return [checked(CSVConfig, {}, "logger")]
+    if value is False:
         return []
     items = value if isinstance(value, (list, tuple)) else [value]
     out = []

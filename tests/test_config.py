@@ -1,0 +1,89 @@
+"""Config files, merging, overrides and validation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+from zoo.config import load_config, validate
+from zoo.errors import ConfigError
+from zoo.fit import resolve
+from zoo.registry import check_compatible
+
+EXPERIMENTS = sorted((ROOT / "configs" / "experiment").glob("*.yaml"))
+FRAGMENTS = sorted(p for group in ("model", "data", "trainer") for p in (ROOT / "configs" / group).glob("*.yaml"))
+
+
+def test_there_are_configs():
+    assert len(EXPERIMENTS) >= 6 and FRAGMENTS
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=[p.stem for p in EXPERIMENTS])
+def test_experiment_validates(path):
+    cfg, _ = resolve([str(path)], [])
+    check_compatible(cfg["model"]["name"], cfg["data"]["name"])
+    assert cfg["run"]["name"] == path.stem
+    raw = yaml.safe_load(path.read_text())
+    # Experiments are device-agnostic: only the command line picks devices.
+    assert raw["trainer"].get("accelerator", "auto") == "auto" and raw["trainer"].get("devices", "auto") == "auto"
+
+
+@pytest.mark.parametrize("path", FRAGMENTS, ids=[f"{p.parent.name}/{p.stem}" for p in FRAGMENTS])
+def test_fragment_merges_into_an_experiment(path):
+    base = {"model": {"name": "mlp"}, "data": {"name": "iris"}}  # names only, so any fragment completes it
+    from omegaconf import OmegaConf
+
+    validate(OmegaConf.merge(OmegaConf.create(base), load_config([path])))
+
+
+def test_merge_order_and_overrides(tmp_path):
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a.write_text("model: {name: cnn, channels: [4, 8]}\ndata: {name: digits}\ntrainer: {max_epochs: 1}\n")
+    b.write_text("trainer: {max_epochs: 2}\n")
+    cfg = validate(load_config([a, b], ["trainer.max_epochs=3", "model.channels=[2,2]", "--seed=7"]))
+    assert cfg["trainer"]["max_epochs"] == 3 and cfg["model"]["channels"] == [2, 2] and cfg["seed"] == 7
+    assert validate(load_config([a, b]))["trainer"]["max_epochs"] == 2
+
+
+def test_defaults_are_filled_and_plain():
+    cfg = validate(load_config([], ["model.name=mlp", "data.name=iris"]))
+    assert cfg["model"]["hidden"] == [128, 64] and cfg["optim"]["name"] == "adamw"
+    assert cfg["logger"] == [{"name": "csv"}] and cfg["run"]["dir"] == "runs"
+    assert type(cfg) is dict and type(cfg["model"]) is dict
+
+
+@pytest.mark.parametrize(
+    "overrides,match",
+    [
+        (["modle.name=cnn"], "Unknown key 'modle'. Did you mean 'model'"),
+        (["model.chanels=[8]"], "Unknown key 'model.chanels'. Did you mean 'channels'"),
+        (["model.dropout=high"], "Invalid value for 'model.dropout'"),
+        (["optim.scheduler.warmup=3"], "Unknown key 'optim.scheduler.warmup'. Did you mean 'warmup_steps'"),
+        (["optim.name=adamm"], "Unknown optimizer 'adamm'. Did you mean 'adam'"),
+        (["trainer.max_epoch=3"], "Unknown key 'trainer.max_epoch'. Did you mean 'max_epochs'"),
+        (["trainer.logger=false"], "set by zoo"),
+        (["logger.name=tensorbord"], "Unknown logger 'tensorbord'. Did you mean 'tensorboard'"),
+        (["model.name=cnnn"], "Unknown model 'cnnn'"),
+        (["data.batchsize=3"], "Unknown key 'data.batchsize'. Did you mean 'batch_size'"),
+    ],
+)
+def test_bad_values_raise_one_line(overrides, match):
+    base = ROOT / "configs" / "experiment" / "digits_cnn.yaml"
+    with pytest.raises(ConfigError, match=match) as e:
+        validate(load_config([base], overrides))
+    assert "\n" not in str(e.value)
+
+
+def test_saved_config_reproduces(tmp_path):
+    base = ROOT / "configs" / "experiment" / "iris_mlp.yaml"
+    cfg, _ = resolve([str(base)], ["trainer.max_epochs=2"])
+    saved = tmp_path / "config.yaml"
+    from zoo.config import to_yaml
+
+    saved.write_text(to_yaml(cfg))
+    again, _ = resolve([str(saved)], [])
+    assert again == cfg
+    assert Path(saved).read_text().count("max_epochs: 2") == 1
