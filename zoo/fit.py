@@ -129,7 +129,8 @@ def quiet_lightning() -> None:
     import warnings
 
     for pattern in (".*does not have many workers.*", ".*smaller than the logging interval.*", ".*LeafSpec.*",
-                    ".*Checkpoint directory .* exists and is not empty.*"):
+                    ".*Checkpoint directory .* exists and is not empty.*", ".*Experiment logs directory .* exists.*",
+                    ".*sync_dist=True.*"):  # epoch metrics are reduced by torchmetrics already
         warnings.filterwarnings("ignore", pattern)
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
         lambda record: "litlogger" not in record.getMessage() and "LitModels" not in record.getMessage()
@@ -159,9 +160,6 @@ def fit(cfg: dict[str, Any], run_dir: Path | None = None) -> dict[str, Any]:
     quiet_lightning()
     L.seed_everything(cfg["seed"], workers=True, verbose=False)
     datamodule, model = build_data_and_model(cfg)
-    if rank_zero_only.rank == 0:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(to_yaml(cfg))
     loggers = build_loggers(cfg["logger"], run_dir, cfg)
     trainer_kwargs = {"enable_model_summary": False, **cfg["trainer"]}
     try:
@@ -174,6 +172,12 @@ def fit(cfg: dict[str, Any], run_dir: Path | None = None) -> dict[str, Any]:
         )
     except (ValueError, TypeError) as e:
         raise ConfigError(f"Invalid trainer settings: {str(e).splitlines()[0]}") from None
+    # Only now, with every setting accepted, does the run dir appear.
+    if rank_zero_only.rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(to_yaml(cfg))
+    for logger in loggers:
+        logger.log_hyperparams(cfg)
     if cfg["model"]["compile"]:
         model = torch.compile(model)
     os.environ["ZOO_RUN_DIR"] = str(run_dir)  # DDP workers re-run this script and must share the run dir

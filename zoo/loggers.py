@@ -69,7 +69,7 @@ def check_loggers(value: Any) -> list[dict[str, Any]]:
 
 
 def build_loggers(configs: list[dict[str, Any]], run_dir: Path, cfg: dict[str, Any]) -> list[Any]:
-    """Return Lightning loggers writing under `run_dir`, each logging the resolved config."""
+    """Return Lightning loggers writing under `run_dir` (nothing is written until they log)."""
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
     loggers = []
@@ -81,7 +81,6 @@ def build_loggers(configs: list[dict[str, Any]], run_dir: Path, cfg: dict[str, A
                                        default_hp_metric=False)
         else:
             logger = build_wandb(c, run_dir)
-        logger.log_hyperparams(cfg)
         loggers.append(logger)
     return loggers
 
