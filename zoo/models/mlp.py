@@ -1,13 +1,22 @@
-"""Multi-layer perceptron: images are flattened, table rows are used as they are."""
+"""Multi-layer perceptron: images are flattened, table rows are used as they are, and tokens are embedded.
+
+For tokens there are two classic shapes:
+
+    classifier    bag of embeddings: the mean of the non-padding token vectors -> MLP -> head
+    LM            Bengio et al. (2003): the `context` previous token vectors, concatenated -> MLP
+                  -> next-token logits, at every position (a sliding window, left-padded)
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from zoo.errors import choose
+from zoo.generation import TextModel
 from zoo.models.base import activation
 from zoo.registry import MODELS
 from zoo.tasks import TaskModel
@@ -31,7 +40,7 @@ def mlp_layers(in_dim: int, hidden: list[int], *, act: str, norm: str, dropout: 
 
 
 @MODELS.register("mlp")
-class MLP(TaskModel):
+class MLP(TextModel, TaskModel):
     """A stack of fully connected layers with a linear head.
 
     Args:
@@ -39,9 +48,12 @@ class MLP(TaskModel):
         activation: relu, gelu, silu, tanh or leaky_relu.
         norm: batch, layer or none, applied after each hidden Linear.
         dropout: dropout probability after each hidden layer.
+        embed_dim: width of token embeddings (tokens only).
+        context: tokens the LM reads to predict the next one (tokens language modeling only).
     """
 
-    supports = frozenset({("image", "classification"), ("tabular", "classification"), ("tabular", "regression")})
+    supports = frozenset({("image", "classification"), ("tabular", "classification"), ("tabular", "regression"),
+                          ("tokens", "classification"), ("tokens", "language_modeling")})
 
     def __init__(
         self,
@@ -51,14 +63,33 @@ class MLP(TaskModel):
         activation: str = "relu",
         norm: str = "batch",
         dropout: float = 0.1,
+        embed_dim: int = 32,
+        context: int = 3,
         optim: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(spec, optim)
         self.save_hyperparameters()
-        in_dim = int(torch.tensor(self.spec.input_shape).prod())
+        s = self.spec
+        self.pad_id = s.pad_id if s.pad_id is not None else 0
+        if s.modality == "tokens":
+            self.context = max(1, context)
+            self.embed = nn.Embedding(s.vocab_size, embed_dim, padding_idx=s.pad_id)
+            in_dim = embed_dim * self.context if s.task == "language_modeling" else embed_dim
+        else:
+            in_dim = int(torch.tensor(s.input_shape).prod())
         self.body, width = mlp_layers(in_dim, list(hidden), act=activation, norm=norm, dropout=dropout)
-        self.head = nn.Linear(width, self.spec.output_dim)
+        self.head = nn.Linear(width, s.output_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.standardize(x).flatten(1)  # (B, F) or (B, C*H*W)
-        return self.head(self.body(x))
+        if self.spec.modality != "tokens":
+            x = self.standardize(x).flatten(1)  # (B, F) or (B, C*H*W)
+            return self.head(self.body(x))
+        if self.spec.task == "classification":
+            keep = (x != self.pad_id).unsqueeze(-1).float()  # (B, T, 1)
+            bag = (self.embed(x) * keep).sum(1) / keep.sum(1).clamp(min=1)  # (B, T, E) -> (B, E)
+            return self.head(self.body(bag))
+        B, T = x.shape
+        # Window t holds tokens t-context+1 .. t; positions before the start read as padding.
+        windows = F.pad(x, (self.context - 1, 0), value=self.pad_id).unfold(1, self.context, 1)  # (B, T, context)
+        h = self.embed(windows).flatten(2)  # (B, T, context * E)
+        return self.head(self.body(h.flatten(0, 1))).view(B, T, -1)  # (B*T, ...) -> (B, T, V)
