@@ -1,4 +1,4 @@
-"""The `zoo` command line: fit, test, predict, sample, list, info, baseline.
+"""The `zoo` command line: fit, test, predict, sample, list, info, baseline, export.
 
 Arguments are parsed before torch is imported, so `zoo --help` and usage errors answer at once.
 Errors caused by user input print one line and exit with code 2; `--debug` shows the traceback.
@@ -127,6 +127,14 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from zoo.export import export
+
+    out = export(args.ckpt, args.format, args.out)
+    print(f"exported to {out}")
+    return 0
+
+
 # -- parser -----------------------------------------------------------------------------------
 
 
@@ -176,6 +184,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="dataset name")
     p.add_argument("overrides", nargs="*", metavar="data.key=value")
     p.set_defaults(fn=cmd_baseline)
+
+    p = sub.add_parser("export", help="export a checkpoint to another format (hf: a transformers folder)")
+    p.add_argument("--ckpt", required=True, help="checkpoint file or pretrained name")
+    p.add_argument("--format", default="hf", help="hf: transformers model + tokenizer (token LMs)")
+    p.add_argument("out", help="output folder")
+    p.set_defaults(fn=cmd_export)
 
     for p in sub.choices.values():
         if not any(a.dest == "debug" for a in p._actions):
