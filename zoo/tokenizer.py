@@ -40,7 +40,9 @@ def build_tokenizer(kind: str, texts: Sequence[str], vocab_size: int = 1000):
         return char_tokenizer(texts)
     if kind in ("bpe", "wordpiece"):
         return trained_tokenizer(kind, texts, vocab_size)
-    path = Path(kind).expanduser()
+    from zoo.local_models import local_model_path
+
+    path = local_model_path(kind) or Path(kind).expanduser()  # e.g. all-minilm-l6-v2 from its package
     if path.is_dir():
         path = path / "tokenizer.json"
     if path.is_file():

