@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import inspect
 from typing import Any
 
@@ -52,6 +53,14 @@ def listing(what: str = "all", pattern: str = "*") -> str:
         for name in names:
             modality, task = data_kind(name)
             lines.append(f"  {name:<{width}}  {modality:<8} {task:<18} {summary(DATA.get(name))}")
+    if what in ("pretrained", "all"):
+        from zoo.pretrained import cards
+
+        lines.append("pretrained:")
+        for name, card in cards().items():
+            if fnmatch.fnmatchcase(name, pattern):
+                metrics = ", ".join(f"{k} {v}" for k, v in card["metrics"].items() if not k.endswith("loss"))
+                lines.append(f"  {name}  {card['model']} on {card['data']}: {metrics}")
     return "\n".join(lines)
 
 

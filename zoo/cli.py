@@ -1,4 +1,4 @@
-"""The `zoo` command line: fit, test, predict, sample, list, info, baseline, export.
+"""The `zoo` command line: fit, test, predict, sample, list, info, baseline, export, sweep.
 
 Arguments are parsed before torch is imported, so `zoo --help` and usage errors answer at once.
 Errors caused by user input print one line and exit with code 2; `--debug` shows the traceback.
@@ -120,6 +120,22 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from zoo.sweep import run_sweep
+
+    rows = run_sweep(args.file, parallel=args.parallel, count=args.count, seed=args.seed, root=args.dir,
+                     extra=args.overrides)
+    return 0 if any(r["metric"] is not None for r in rows) else 1
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from zoo.pretrained import weights_path
+
+    for name in args.names:
+        print(f"{name}: {weights_path(name)} (sha256 verified)")
+    return 0
+
+
 def cmd_baseline(args: argparse.Namespace) -> int:
     from zoo.baseline import run_baseline
 
@@ -180,6 +196,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.set_defaults(fn=cmd_info)
 
+    p = sub.add_parser("sweep", help="run a W&B-format sweep file's trials locally and rank them")
+    p.add_argument("file", help="sweep YAML (method grid|random, metric, parameters, command)")
+    p.add_argument("--parallel", "-j", type=int, default=1, help="trials run at once (subprocesses)")
+    p.add_argument("--count", type=int, default=None, help="number of trials (random: default run_cap or 10)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random search")
+    p.add_argument("--dir", default="runs/sweeps", help="sweeps go to DIR/<sweep name>/<time>/")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="applied to every trial, e.g. trainer.max_epochs=5")
+    p.set_defaults(fn=cmd_sweep)
+
+    p = sub.add_parser("fetch", help="download and verify pretrained weights into the cache ($ZOO_HOME)")
+    p.add_argument("names", nargs="+", metavar="NAME", help="pretrained names (see `zoo list pretrained`)")
+    p.set_defaults(fn=cmd_fetch)
+
     p = sub.add_parser("baseline", help="fit scikit-learn baselines on a dataset's exact splits")
     p.add_argument("--data", required=True, help="dataset name")
     p.add_argument("overrides", nargs="*", metavar="data.key=value")
@@ -200,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["fit"]:
+    if argv[:1] in (["fit"], ["sweep"]):  # overrides may follow options there
         from zoo.fit import parse_fit_args
 
         args = parse_fit_args(parser, argv)

@@ -1,19 +1,125 @@
-"""`zoo.load(name_or_path)`: models from checkpoint files or from the pretrained registry."""
+"""Pretrained weights by name, and `zoo.load(name_or_path)`.
+
+    model = zoo.load("cnn-digits")                      # a card in the pretrained registry
+    model = zoo.load("runs/.../checkpoints/best.ckpt")  # a Lightning checkpoint
+    model = zoo.load("weights.safetensors")             # weights exported by zoo
+
+A card (zoo/weights/<name>.yaml) names the model and data, the metrics the weights reach, the
+exact recipe that trained them, the license, and `weights: {uri, sha256, format: safetensors}`.
+The uri is `package://FILE` (shipped inside zoo), `file://`, `https://` or `hf://REPO/FILE`.
+Downloads are cached under $ZOO_HOME/weights and verified by sha256 on every load, so after
+the first fetch loading works offline. The safetensors metadata carries the model name and
+hyper-parameters, so a weights file rebuilds its model with no config.
+"""
 
 from __future__ import annotations
 
+import json
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from zoo.checkpoint import model_from_checkpoint, read_checkpoint
+from zoo.download import cache_dir, download, sha256_of
+from zoo.errors import ConfigError, ZooError, did_you_mean
+
+CARDS_DIR = Path(__file__).parent / "weights"
+CARD_KEYS = {"name", "model", "data", "description", "metrics", "recipe", "weights", "license"}
+
+
+@lru_cache(maxsize=None)
+def cards() -> dict[str, dict[str, Any]]:
+    """Return every pretrained card shipped with zoo, by name."""
+    import yaml
+
+    out = {}
+    for path in sorted(CARDS_DIR.glob("*.yaml")):
+        card = yaml.safe_load(path.read_text())
+        missing = CARD_KEYS - set(card)
+        if missing:
+            raise ZooError(f"Pretrained card {path} lacks {', '.join(sorted(missing))}")
+        out[card["name"]] = card
+    return out
+
+
+def card(name: str) -> dict[str, Any]:
+    """Return the card called `name`, or raise with the close matches and all names."""
+    available = cards()
+    if name not in available:
+        names = sorted(available)
+        raise ConfigError(f"Unknown pretrained model or file '{name}'.{did_you_mean(name, names)} "
+                          f"Available: {', '.join(names)}")
+    return available[name]
+
+
+def weights_path(name: str, progress: bool = True) -> Path:
+    """Return the local, sha256-verified weights file of a card, fetching it into the cache if needed."""
+    w = card(name)["weights"]
+    uri, sha = w["uri"], w["sha256"]
+    scheme = urlparse(uri).scheme
+    if scheme == "package":
+        path = CARDS_DIR / uri[len("package://"):]
+    elif scheme == "hf":
+        from huggingface_hub import hf_hub_download
+
+        owner, repo, filename = uri[len("hf://"):].split("/", 2)  # hf://owner/repo/path/in/repo
+        path = Path(hf_hub_download(f"{owner}/{repo}", filename, cache_dir=cache_dir() / "hf"))
+    else:
+        path = download(uri, cache_dir() / "weights" / f"{name}-{sha[:12]}.safetensors", sha256=sha, progress=progress)
+    if not path.is_file():
+        raise ZooError(f"Weights of '{name}' not found at {path}")
+    if sha256_of(path) != sha:
+        raise ZooError(f"Weights of '{name}' at {path} fail the sha256 check (corrupt or tampered); "
+                       f"delete the file and fetch again")
+    return path
+
+
+def save_weights(model: Any, path: str | Path) -> str:
+    """Write a model's weights and rebuild metadata to a safetensors file; return its sha256."""
+    from safetensors.torch import save_model
+
+    meta = {"model": model.registry_name, "hyper_parameters": dict(model.hparams) | {"spec": model.spec.to_dict()}}
+    save_model(model, str(path), metadata={"zoo": json.dumps(meta)})
+    Path(path).chmod(0o644)
+    return sha256_of(path)
+
+
+def load_weights(path: str | Path) -> Any:
+    """Return the model stored in a zoo safetensors file, in eval mode."""
+    from safetensors import SafetensorError, safe_open
+    from safetensors.torch import load_model
+
+    from zoo.registry import MODELS
+
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = json.loads((f.metadata() or {}).get("zoo", "null"))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ZooError(f"Cannot read weights {path}: corrupt or not a safetensors file ({e})") from None
+    if not meta:
+        raise ZooError(f"{path} has no zoo metadata (model name and hyper-parameters)")
+    model = MODELS.get(meta["model"])(**meta["hyper_parameters"])
+    try:
+        load_model(model, str(path))
+    except RuntimeError as e:
+        raise ZooError(f"Weights in {path} do not fit model '{meta['model']}': {str(e).splitlines()[0]}") from None
+    return model.eval()
 
 
 def load_with_config(name_or_path: str | Path) -> tuple[Any, dict[str, Any]]:
-    """Return (model in eval mode, the training config stored with it, or {})."""
-    ckpt = read_checkpoint(name_or_path)
-    return model_from_checkpoint(ckpt), ckpt["zoo"].get("config", {})
+    """Return (model in eval mode, the config it was trained with, or {}) for a path or a card name."""
+    path = Path(name_or_path)
+    if path.is_file():
+        if path.suffix == ".safetensors":
+            return load_weights(path), {}
+        ckpt = read_checkpoint(path)
+        return model_from_checkpoint(ckpt), ckpt["zoo"].get("config", {})
+    if path.suffix in (".ckpt", ".safetensors") or len(path.parts) > 1:
+        raise ZooError(f"Checkpoint not found: {path}")
+    return load_weights(weights_path(str(name_or_path))), card(str(name_or_path))["recipe"]
 
 
 def load(name_or_path: str | Path) -> Any:
-    """Return a zoo model in eval mode from a checkpoint path (`.ckpt`) or a pretrained name."""
+    """Return a zoo model in eval mode from a pretrained name, a `.ckpt` checkpoint or a `.safetensors` file."""
     return load_with_config(name_or_path)[0]
