@@ -98,6 +98,7 @@ def build_callbacks(cfg: dict[str, Any], model: Any, run_dir: Path, has_logger: 
     from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 
     from zoo.callbacks import Samples, SaveConfig
+    from zoo.resume import FiniteLoss, ResumeState, last_checkpoints
 
     cb = cfg["callbacks"]
     default_monitor, default_mode = model.monitor()
@@ -108,11 +109,11 @@ def build_callbacks(cfg: dict[str, Any], model: Any, run_dir: Path, has_logger: 
         ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor, mode=mode, save_top_k=1,
                         auto_insert_metric_name=False, enable_version_counter=False,
                         every_n_epochs=cb["checkpoint"]["every_n_epochs"]),
-        ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1, enable_version_counter=False,
-                        every_n_train_steps=cb["checkpoint"]["every_n_train_steps"],
-                        every_n_epochs=None if cb["checkpoint"]["every_n_train_steps"] else 1),
+        *last_checkpoints(ckpt_dir, cb["checkpoint"]["every_n_train_steps"]),  # each epoch, and every N steps
         SaveConfig(cfg),
         Samples(cfg["callbacks"]["samples_every_n_epochs"]),
+        ResumeState(),  # RNG + logger cursors in each checkpoint, so a resume is exact
+        FiniteLoss(),  # a NaN/inf loss stops before it reaches the weights or last.ckpt
     ]
     if cb["lr_monitor"] and has_logger:
         callbacks.append(LearningRateMonitor(logging_interval="step"))
@@ -149,7 +150,8 @@ def fit(cfg: dict[str, Any], run_dir: Path | None = None) -> dict[str, Any]:
     from zoo.checkpoint import AtomicCheckpointIO
     from zoo.config import to_yaml
     from zoo.errors import ConfigError
-    from zoo.loggers import build_loggers
+    from zoo.loggers import build_loggers, finish_loggers, start_loggers
+    from zoo.resume import checkpoint_cursor
 
     resume_ckpt = None
     if run_dir is not None:
@@ -160,7 +162,8 @@ def fit(cfg: dict[str, Any], run_dir: Path | None = None) -> dict[str, Any]:
     quiet_lightning()
     L.seed_everything(cfg["seed"], workers=True, verbose=False)
     datamodule, model = build_data_and_model(cfg)
-    loggers = build_loggers(cfg["logger"], run_dir, cfg)
+    cursor = checkpoint_cursor(resume_ckpt) if resume_ckpt else {}  # where the killed run's logs stopped
+    loggers = build_loggers(cfg["logger"], run_dir, cursor)
     trainer_kwargs = {"enable_model_summary": False, **cfg["trainer"]}
     try:
         trainer = L.Trainer(
@@ -176,19 +179,20 @@ def fit(cfg: dict[str, Any], run_dir: Path | None = None) -> dict[str, Any]:
     if rank_zero_only.rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(to_yaml(cfg))
-    for logger in loggers:
-        logger.log_hyperparams(cfg)
+    start_loggers(loggers, cfg, model, cursor)
     if cfg["model"]["compile"]:
         model = torch.compile(model)
     os.environ["ZOO_RUN_DIR"] = str(run_dir)  # DDP workers re-run this script and must share the run dir
+    results = None
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=str(resume_ckpt) if resume_ckpt else None)
         val = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
         best = trainer.checkpoint_callback.best_model_path or None  # None under fast_dev_run: test as trained
         tested = trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)
+        results = {"run_dir": str(run_dir), "best_ckpt": best, "val": val, "test": tested[0] if tested else {}}
     finally:
         os.environ.pop("ZOO_RUN_DIR", None)
-    results = {"run_dir": str(run_dir), "best_ckpt": best, "val": val, "test": tested[0] if tested else {}}
+        finish_loggers(loggers, results)  # W&B summary, then the run URL or `wandb sync` command
     if trainer.is_global_zero:
         (run_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     return results
@@ -235,12 +239,12 @@ def run_fit(args: argparse.Namespace) -> int:
 
 
 def parse_fit_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
-    """Parse fit arguments; `--key=value` (as `wandb agent` passes them) count as overrides."""
+    """Parse fit arguments; `--key=value` (as `wandb agent` passes them) and late `key=value` are overrides."""
     args, unknown = parser.parse_known_args(argv)
     for item in unknown:
-        if not (item.startswith("--") and "=" in item):
+        if "=" not in item or item.startswith("-") and not item.startswith("--"):
             parser.error(f"unrecognized argument: {item}")
-        args.overrides.append(item[2:])
+        args.overrides.append(item.removeprefix("--"))
     return args
 
 

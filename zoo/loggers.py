@@ -68,21 +68,51 @@ def check_loggers(value: Any) -> list[dict[str, Any]]:
     return out
 
 
-def build_loggers(configs: list[dict[str, Any]], run_dir: Path, cfg: dict[str, Any]) -> list[Any]:
-    """Return Lightning loggers writing under `run_dir` (nothing is written until they log)."""
-    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+def build_loggers(configs: list[dict[str, Any]], run_dir: Path, cursor: dict[str, Any] | None = None) -> list[Any]:
+    """Return Lightning loggers writing under `run_dir` (nothing is written until `start_loggers`).
 
+    `cursor` (from the checkpoint being resumed) makes every logger continue where that
+    checkpoint left it: the same CSV file and W&B run, TensorBoard purging the steps after it.
+    """
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    from zoo.resume import ResumableCSVLogger
+
+    cursor = cursor or {}
     loggers = []
     for c in configs:
         if c["name"] == "csv":
-            logger = CSVLogger(save_dir=str(run_dir), name="", version="")
+            logger = ResumableCSVLogger(str(run_dir), keep_rows=cursor.get("csv_rows"))
         elif c["name"] == "tensorboard":
+            # purge_step hides events a killed run wrote after its last checkpoint
             logger = TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", log_graph=c["log_graph"],
-                                       default_hp_metric=False)
+                                       default_hp_metric=False, purge_step=cursor.get("step"))
         else:
-            logger = build_wandb(c, run_dir)
+            logger = build_wandb(c, run_dir, cursor)
+        logger.zoo_config = c
         loggers.append(logger)
     return loggers
+
+
+def start_loggers(loggers: list[Any], cfg: dict[str, Any], model: Any, cursor: dict[str, Any] | None = None) -> None:
+    """Log the resolved config to every logger, start W&B watching, and continue a resumed run's logs."""
+    from lightning.pytorch.loggers import WandbLogger
+    from lightning.pytorch.utilities import rank_zero_only
+
+    for logger in loggers:
+        logger.log_hyperparams(cfg)
+        if not isinstance(logger, WandbLogger) or rank_zero_only.rank != 0:
+            continue
+        c, run = logger.zoo_config, logger.experiment
+        if c["watch"]["log"]:
+            log = choose("logger.watch.log", c["watch"]["log"], ("gradients", "parameters", "all"))
+            logger.watch(model, log=log, log_freq=c["watch"]["log_freq"])
+        if run.step < logger.resume_step:
+            # offline, W&B restarts the step at 0: continue at the checkpoint's step instead
+            run.log({}, step=logger.resume_step, commit=False)
+    from zoo.resume import log_pending
+
+    log_pending(loggers, cursor or {})
 
 
 def wandb_mode(requested: str | None) -> str:
@@ -94,27 +124,58 @@ def wandb_mode(requested: str | None) -> str:
         return env
     if os.environ.get("WANDB_API_KEY"):
         return "online"
-    try:
-        import wandb
+    import netrc
 
-        if wandb.Api().api_key:  # a key stored by `wandb login`
+    try:  # `wandb login` stores the key in ~/.netrc (or $NETRC)
+        if netrc.netrc(os.environ.get("NETRC")).authenticators("api.wandb.ai"):
             return "online"
-    except Exception:
+    except (OSError, netrc.NetrcParseError):
         pass
     return "offline"
 
 
-def build_wandb(c: dict[str, Any], run_dir: Path) -> Any:
-    """Return a WandbLogger; offline (and said so) when no API key is configured."""
+def build_wandb(c: dict[str, Any], run_dir: Path, cursor: dict[str, Any]) -> Any:
+    """Return a WandbLogger writing to run_dir/wandb; offline (and said so) when no API key is configured.
+
+    A resumed run reopens the run id stored in its checkpoint and continues at the stored step.
+    """
     from lightning.pytorch.loggers import WandbLogger
+    from lightning.pytorch.utilities import rank_zero_only
 
     mode = wandb_mode(c["mode"])
-    if mode == "offline" and not c["mode"]:
+    if mode == "offline" and not c["mode"] and rank_zero_only.rank == 0:
         print("zoo: no W&B API key found, logging offline (sync later with `wandb sync`)")
     os.environ["WANDB_MODE"] = mode  # WandbLogger(offline=True, log_model=True) refuses; the env var does not
     name = c["run_name"] or f"{run_dir.parent.name}/{run_dir.name}"
-    logger = WandbLogger(
-        project=c["project"], entity=c["entity"], name=name, group=c["group"], tags=c["tags"] or None,
-        notes=c["notes"], save_dir=str(run_dir), log_model=c["log_model"],
-    )
+    tags = c["tags"] or None
+    log_model = choose("logger.log_model", str(c["log_model"]).lower(), ("false", "true", "all"))
+    log_model = {"false": False, "true": True, "all": "all"}[log_model]
+    resume = {"id": cursor["wandb_id"], "resume": "allow"} if cursor.get("wandb_id") else {}
+    logger = WandbLogger(project=c["project"], entity=c["entity"], name=name, group=c["group"], tags=tags,
+                         notes=c["notes"], save_dir=str(run_dir), log_model=log_model, **resume)
+    logger.resume_step = cursor.get("wandb_step", 0)
     return logger
+
+
+def finish_loggers(loggers: list[Any], results: dict[str, Any] | None) -> None:
+    """Put final val/test metrics in the W&B summary, close the run and say where it is (URL or sync command)."""
+    from lightning.pytorch.loggers import WandbLogger
+    from lightning.pytorch.utilities import rank_zero_only
+
+    for logger in loggers:
+        if not isinstance(logger, WandbLogger) or rank_zero_only.rank != 0 or logger._experiment is None:
+            continue
+        import wandb
+
+        run = logger.experiment
+        if results is not None:
+            run.summary.update({**results["val"], **results["test"], "best_ckpt": results["best_ckpt"] or ""})
+        offline = run.settings.mode == "offline" or run.offline
+        url, run_path = run.url, Path(run.dir).parent  # .../wandb/offline-run-<time>-<id>/files -> its folder
+        run.finish(exit_code=0 if results is not None else 1)
+        if wandb.run is not None:
+            wandb.finish()
+        if offline:
+            print(f"W&B run saved offline; upload it with: wandb sync {run_path}")
+        elif url:
+            print(f"W&B run: {url}")

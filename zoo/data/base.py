@@ -41,6 +41,7 @@ class InMemoryLoader:
         rank: int = 0,
         world_size: int = 1,
         drop_uneven: bool = False,
+        consumed: Callable[[], int] = lambda: 0,
     ) -> None:
         self.x, self.y = x, y
         self.batch_size = batch_size
@@ -50,6 +51,17 @@ class InMemoryLoader:
         # Training drops the tail so every rank has equal work; evaluation keeps every sample.
         self.per_rank = n // world_size if drop_uneven else len(range(rank, n, world_size))
         self.drop_single = drop_uneven  # a last batch of one sample breaks BatchNorm in training
+        self.consumed = consumed  # batches of this epoch already trained on (from the trainer)
+        self.resume_at: dict[str, int] | None = None
+
+    def state_dict(self) -> dict[str, int]:
+        """Return the position in the epoch; Lightning stores it in each checkpoint for a mid-epoch resume."""
+        # The trainer counts what was trained on; the loader's own count runs ahead by the prefetched batch.
+        return {"epoch": self.epoch(), "batches": self.consumed()}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Make the next pass over this epoch skip the batches a checkpoint already trained on."""
+        self.resume_at = dict(state)
 
     def __len__(self) -> int:
         n = math.ceil(self.per_rank / self.batch_size)
@@ -65,7 +77,11 @@ class InMemoryLoader:
         else:
             order = torch.arange(n, device=self.x.device)
         order = order[self.rank :: self.world_size][: self.per_rank]
-        for i in range(len(self)):
+        start = 0
+        if self.resume_at is not None and self.resume_at["epoch"] == self.epoch():
+            start = self.resume_at["batches"]
+        self.resume_at = None
+        for i in range(start, len(self)):
             idx = order[i * self.batch_size : (i + 1) * self.batch_size]
             yield self.x[idx], self.y[idx]
 
@@ -170,4 +186,5 @@ class ZooDataModule(L.LightningDataModule):
             rank=trainer.global_rank if trainer is not None else 0,
             world_size=trainer.world_size if trainer is not None else 1,
             drop_uneven=shuffle,
+            consumed=(lambda: trainer.fit_loop.epoch_loop.batch_progress.current.processed) if trainer else (lambda: 0),
         )

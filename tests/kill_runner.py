@@ -1,0 +1,69 @@
+"""Run `python -m zoo.fit` and SIGKILL it at a chosen point, for the kill-and-resume tests.
+
+    python -m tests.kill_runner step=8 -- --config ... key=value     # before training step 8
+    python -m tests.kill_runner save=3 -- ...                        # inside the 3rd checkpoint save
+    python -m tests.kill_runner val_epoch=2 -- ...                   # at the end of epoch 2's validation
+
+The process kills itself with SIGKILL (no cleanup, no atexit), exactly as `kill -9` would.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from typing import Any
+
+import lightning as L
+
+
+def die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+class Killer(L.Callback):
+    """Kill the process before training step `step` or after validation of epoch `val_epoch`."""
+
+    def __init__(self, step: int | None = None, val_epoch: int | None = None) -> None:
+        self.step, self.val_epoch = step, val_epoch
+
+    def on_train_batch_start(self, trainer: L.Trainer, *args: Any) -> None:
+        if trainer.global_step == self.step:
+            die()
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        if trainer.current_epoch == self.val_epoch and not trainer.sanity_checking:
+            die()
+
+
+def kill_inside_save(n: int) -> None:
+    """Make the n-th checkpoint save die after writing its temp file, before the rename."""
+    from zoo.checkpoint import AtomicCheckpointIO
+
+    save, calls = AtomicCheckpointIO.save_checkpoint, [0]
+
+    def dying_save(self: Any, *args: Any, **kwargs: Any) -> None:
+        calls[0] += 1
+        if calls[0] == n:
+            os.fsync = lambda fd: die()  # torch.save has filled the temp file; fsync comes next
+        save(self, *args, **kwargs)
+
+    AtomicCheckpointIO.save_checkpoint = dying_save
+
+
+def main() -> int:
+    sep = sys.argv.index("--")
+    point, fit_args = dict(a.split("=") for a in sys.argv[1:sep]), sys.argv[sep + 1 :]
+    import zoo.fit
+
+    if "save" in point:
+        kill_inside_save(int(point["save"]))
+    else:
+        killer = Killer(int(point.get("step", -1)), int(point.get("val_epoch", -1)))
+        build = zoo.fit.build_callbacks
+        zoo.fit.build_callbacks = lambda *a, **k: [*build(*a, **k), killer]
+    return zoo.fit.main(fit_args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
