@@ -44,7 +44,7 @@ def log_sample(trainer: L.Trainer, tag: str, value: Any, path: Path, pl_module: 
     from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    step = trainer.global_step
+    step = trainer.fit_loop.epoch_loop._batches_that_stepped  # the step Lightning logs the epoch's metrics at
     if isinstance(value, torch.Tensor) and value.dim() == 4:
         path = save_image_grid(value, path.with_suffix(".png"))
         for logger in trainer.loggers:
