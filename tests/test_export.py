@@ -80,3 +80,16 @@ def test_export_refuses_what_does_not_map(tmp_path, capsys):
     assert main(["export", "--ckpt", ckpt, "--format", "onnx", str(tmp_path / "out")]) == 2
     assert "Unknown export format 'onnx'. Available: hf" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_hf_transformer_gpt2_exports_as_is(tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from zoo.export import export_hf
+
+    model = MODELS.build("hf_transformer", spec=names_spec(), d_model=32, n_layer=1, n_head=2).eval()
+    out = export_hf(model, tmp_path / "hf")
+    hf = AutoModelForCausalLM.from_pretrained(out).eval()
+    ids = torch.tensor([[2, 8, 16, 16, 4]])  # <bos> e m m a
+    with torch.no_grad():
+        torch.testing.assert_close(hf(ids).logits, model(ids))
