@@ -51,7 +51,7 @@ class NamesBase(ZooDataModule):
 
     modality: ClassVar[str] = "tokens"
 
-    def __init__(self, *, batch_size: int = 64, val_fraction: float = 0.1, test_fraction: float = 0.1,
+    def __init__(self, *, batch_size: int = 64, val_fraction: float = 0.1, test_fraction: float = 0.2,
                  seed: int = 0) -> None:
         super().__init__(batch_size=batch_size, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
 
