@@ -145,7 +145,8 @@ def run_trial(i: int, params: dict[str, Any], sweep: dict[str, Any], sweep_dir: 
     args = [*sweep["base_args"], *(override(k, v) for k, v in params.items()), *extra,
             f"run.dir={sweep_dir}", f"run.name={name}"]
     env = {**os.environ, "WANDB_RUN_GROUP": sweep["name"]}  # W&B groups the sweep's runs under its name
-    env.pop("ZOO_RUN_DIR", None)
+    for var in ("ZOO_RUN_DIR", "WANDB_SERVICE"):  # each trial is a run of its own
+        env.pop(var, None)
     log = sweep_dir / f"{name}.log"
     start = time.perf_counter()
     with open(log, "w") as f:
