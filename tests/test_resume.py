@@ -57,13 +57,13 @@ def reference(tmp_path_factory):
 
 # (where the kill happens, the global step of the last.ckpt the resume starts from)
 KILLS = [
-    ("step=7", 6),  # in epoch 1, just after the epoch-0 checkpoint: resume at an epoch boundary
-    ("save=6", 8),  # inside the 6th save (epoch 1's last.ckpt), temp file written, not renamed
-    ("val_epoch=2", 16),  # in epoch 2's validation: resume mid-epoch from the step-16 checkpoint
+    pytest.param("save=6", 8, id="in-save"),  # inside the 6th save (epoch 1's last.ckpt): temp file written, no rename
+    pytest.param("step=7", 6, id="after-epoch", marks=pytest.mark.slow),  # resume at an epoch boundary
+    pytest.param("val_epoch=2", 16, id="in-val", marks=pytest.mark.slow),  # resume mid-epoch from step 16
 ]
 
 
-@pytest.mark.parametrize("point,resumed_from", KILLS, ids=[k[0] for k in KILLS])
+@pytest.mark.parametrize("point,resumed_from", KILLS)
 def test_killed_run_resumes_exactly(point, resumed_from, reference, tmp_path, monkeypatch):
     monkeypatch.delenv("WANDB_SERVICE", raising=False)  # the child must not share this process's W&B service
     proc = run_cli("tests.kill_runner", point, "--", *ARGS, f"run.dir={tmp_path}")
