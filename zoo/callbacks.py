@@ -36,7 +36,32 @@ class Samples(L.Callback):
         pl_module.train(was_training)
         out = Path(trainer.default_root_dir) / "samples"
         for name, value in samples.items():
-            log_sample(trainer, f"samples/{name}", value, out / f"{name}_epoch{trainer.current_epoch:03d}", pl_module)
+            path = out / f"{name}_epoch{trainer.current_epoch:03d}"
+            log_sample(trainer, f"samples/{name}", value, path, pl_module)
+            if is_table(value, pl_module):
+                compare_with_test(trainer, value, path.with_name(path.name + "_vs_test.csv"), pl_module)
+
+
+def is_table(value: Any, pl_module: Any) -> bool:
+    """Return True for generated rows of a tabular model (a 2-D tensor as wide as its features)."""
+    spec = getattr(pl_module, "spec", None)
+    return (isinstance(value, torch.Tensor) and value.dim() == 2 and spec is not None
+            and spec.modality == "tabular" and value.shape[1] == spec.input_shape[0])
+
+
+def compare_with_test(trainer: L.Trainer, rows: torch.Tensor, path: Path, pl_module: Any) -> Path | None:
+    """Write per-feature mean, std and KS distance of generated rows against the test split; return the file."""
+    from zoo.quality import feature_comparison
+
+    datamodule = getattr(trainer, "datamodule", None)
+    if datamodule is None or not hasattr(datamodule, "split"):
+        return None
+    table = feature_comparison(rows, datamodule.split("test")[0], pl_module.spec.feature_names)
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(table[0]))
+        writer.writeheader()
+        writer.writerows({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in r.items()} for r in table)
+    return path
 
 
 def log_sample(trainer: L.Trainer, tag: str, value: Any, path: Path, pl_module: Any = None) -> Path:

@@ -9,14 +9,33 @@ from typing import Any
 from zoo.errors import ConfigError, did_you_mean
 from zoo.registry import DATA, MODELS, compatible_data, compatible_models, data_kind
 
-# The columns of the model x data matrix: (modality, task) pairs as in DESIGN.md.
+# The columns of the model x data matrix, as in DESIGN.md: (modality, task, heading, generative).
+# A generative column holds the models that learn to sample the data ("*": any task of it);
+# the others hold the models that predict the task.
 COLUMNS = [
-    ("image", "classification", "image cls"),
-    ("tabular", "classification", "tabular cls"),
-    ("tabular", "regression", "tabular reg"),
-    ("tokens", "classification", "tokens cls"),
-    ("tokens", "language_modeling", "tokens LM"),
+    ("image", "classification", "image cls", False),
+    ("tabular", "classification", "tabular cls", False),
+    ("tabular", "regression", "tabular reg", False),
+    ("tokens", "classification", "tokens cls", False),
+    ("tokens", "language_modeling", "tokens LM", False),
+    ("image", "*", "generate image", True),
+    ("tabular", "*", "generate tabular", True),
 ]
+
+
+def is_generative(cls: type) -> bool:
+    """Return True for models that sample data (`sample(n, labels=None)`, the VAE/GAN contract)."""
+    return callable(getattr(cls, "sample", None))
+
+
+def in_column(cls: type, column: tuple[str, str, str, bool]) -> bool:
+    """Return True when a model belongs under a matrix column."""
+    modality, task, _, generative = column
+    if is_generative(cls) != generative:
+        return False
+    if task == "*":
+        return any(cls.supports_data(modality, t) for t in ("classification", "regression", "language_modeling"))
+    return cls.supports_data(modality, task)
 
 
 def summary(cls: type) -> str:
@@ -26,8 +45,9 @@ def summary(cls: type) -> str:
 
 def arguments(cls: type) -> list[tuple[str, str, Any]]:
     """Return (name, type, default) of a class's keyword arguments, except spec and optim."""
-    from zoo.config import signature_schema
     import dataclasses
+
+    from zoo.config import signature_schema
 
     out = []
     for f in dataclasses.fields(signature_schema(cls.__init__)):
@@ -101,6 +121,6 @@ def markdown_tables() -> str:
     out += ["", "| model | " + " | ".join(c[2] for c in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
     for m in MODELS.names():
         cls = MODELS.get(m)
-        marks = ["✓" if cls.supports_data(mod, task) else "×" for mod, task, _ in COLUMNS]
+        marks = ["✓" if in_column(cls, column) else "×" for column in COLUMNS]
         out.append(f"| `{m}` | " + " | ".join(marks) + " |")
     return "\n".join(out)

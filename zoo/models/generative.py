@@ -1,0 +1,222 @@
+"""What the VAE and the GAN share: conv stacks that fit any image size, labels for conditional
+models, the raw <-> model scale of tables, and test-time quality metrics (zoo/quality.py).
+
+A generative model's "model space" is [0, 1] pixels for images and standardised features for
+tables; `sample()` returns images in [0, 1] or table rows on the data's raw scale.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from zoo import quality
+from zoo.errors import ConfigError, ZooError, choose
+from zoo.models.base import ZooModel
+
+ARCHS = ("auto", "conv", "mlp")
+
+
+def halvings(size: tuple[int, int], n: int) -> list[tuple[int, int]]:
+    """Return [(H, W), (ceil(H/2), ceil(W/2)), ...]: the sizes after each stride-2 convolution."""
+    sizes = [tuple(size)]
+    for _ in range(n):
+        sizes.append(tuple(math.ceil(s / 2) for s in sizes[-1]))
+    return sizes
+
+
+def conv_down(c_in: int, channels: list[int], act: type[nn.Module], norm: bool = False) -> nn.Sequential:
+    """Return stride-2 3x3 convolutions, each halving the image (rounding up)."""
+    layers: list[nn.Module] = []
+    for c_out in channels:
+        layers.append(nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=not norm))
+        layers += [nn.BatchNorm2d(c_out)] if norm else []
+        layers.append(act())
+        c_in = c_out
+    return nn.Sequential(*layers)
+
+
+def conv_up(channels: list[int], sizes: list[tuple[int, int]], c_out: int, act: type[nn.Module],
+            norm: bool = False) -> nn.Sequential:
+    """Return transposed convolutions mirroring `conv_down`, growing back to `sizes[0]`, then a 3x3 output conv.
+
+    `channels` are the encoder's channels (the decoder walks them backwards); output_padding
+    picks 2n or 2n-1 so that odd sizes such as 7 -> 14 -> 28 or 2 -> 4 -> 8 come out exactly.
+    """
+    chans = [*reversed(channels), channels[0]]
+    layers: list[nn.Module] = []
+    for i in range(len(channels)):
+        small, big = sizes[len(channels) - i], sizes[len(channels) - i - 1]
+        pad = tuple(b - (2 * s - 1) for s, b in zip(small, big))
+        layers.append(nn.ConvTranspose2d(chans[i], chans[i + 1], 3, stride=2, padding=1, output_padding=pad,
+                                         bias=not norm))
+        layers += [nn.BatchNorm2d(chans[i + 1])] if norm else []
+        layers.append(act())
+    layers.append(nn.Conv2d(channels[0], c_out, 3, padding=1))
+    return nn.Sequential(*layers)
+
+
+def mlp(sizes: list[int], act: type[nn.Module], norm: bool = False) -> nn.Sequential:
+    """Return Linear layers through `sizes` with an activation after every hidden layer."""
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers += [nn.BatchNorm1d(b)] if norm else []
+            layers.append(act())
+    return nn.Sequential(*layers)
+
+
+class GenerativeModel(ZooModel):
+    """Base of `vae` and `gan`: image or tabular data of any task; conditional on class labels."""
+
+    supports = frozenset({("image", "*"), ("tabular", "*")})
+    #: samples drawn at test time for the quality metrics
+    quality_samples = 1000
+
+    def __init__(self, spec: Any, optim: dict[str, Any] | None, *, arch: str, conditional: bool) -> None:
+        super().__init__(spec, optim)
+        arch = choose("arch", arch, ARCHS)
+        self.arch = ("conv" if self.spec.modality == "image" else "mlp") if arch == "auto" else arch
+        if self.arch == "conv" and self.spec.modality != "image":
+            raise ConfigError(f"arch 'conv' needs image data; '{self.spec.modality}' data uses arch 'mlp' (or 'auto')")
+        if conditional and self.spec.task != "classification":
+            raise ConfigError(
+                f"conditional=true needs class labels, but this data's task is '{self.spec.task}'; "
+                "use conditional=false or a classification data set"
+            )
+        self.conditional = conditional
+        self.num_labels = int(self.spec.num_classes) if conditional else 0
+        self.data_dim = math.prod(self.spec.input_shape)
+        self._eval: dict[str, list] = {}  # real batches seen in a val/test epoch (not model state)
+        self._judges: dict[str, Any] = {}  # the quality judge, kept out of the state_dict
+
+    # -- labels and scales -----------------------------------------------------------------------
+    def one_hot(self, labels: torch.Tensor | None) -> torch.Tensor | None:
+        """Return one-hot labels for a conditional model, None for an unconditional one."""
+        return F.one_hot(labels.long(), self.num_labels).float() if self.conditional else None
+
+    def sample_labels(self, n: int, labels: torch.Tensor | None) -> torch.Tensor | None:
+        """Return the labels to generate for: the given ones, else classes in turn (0, 1, ..., k-1, 0, ...)."""
+        if not self.conditional:
+            if labels is not None:
+                raise ZooError(f"This '{self.registry_name}' is unconditional: it cannot generate chosen labels")
+            return None
+        if labels is None:
+            labels = torch.arange(n) % self.num_labels
+        labels = torch.as_tensor(labels, dtype=torch.long).flatten()
+        if len(labels) != n or labels.min() < 0 or labels.max() >= self.num_labels:
+            raise ZooError(f"labels must be {n} class ids between 0 and {self.num_labels - 1}")
+        return labels.to(self.device)
+
+    def to_data(self, x: torch.Tensor) -> torch.Tensor:
+        """Return model-space values on the data's scale: clamped pixels, or raw-scale table rows."""
+        if self.spec.modality == "image":
+            return x.clamp(0, 1)
+        return x * self.input_std + self.input_mean
+
+    def noise(self, *shape: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Return standard normal noise on the model's device (drawn on the CPU when a generator is given)."""
+        if generator is None:
+            return torch.randn(*shape, device=self.device)
+        return torch.randn(*shape, generator=generator).to(self.device)
+
+    def sample(self, n: int, labels: torch.Tensor | None = None, *,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """Return `n` samples: (n, C, H, W) images in [0, 1] or (n, F) raw-scale table rows."""
+        raise NotImplementedError
+
+    # -- samples for the Samples callback ----------------------------------------------------------
+    def sample_grid(self) -> torch.Tensor:
+        """Return a fixed-seed image grid batch; a conditional model gets one row per class."""
+        g = torch.Generator().manual_seed(0)
+        if self.conditional and self.num_labels <= 16:
+            k = self.num_labels
+            per_row = max(k, 8)
+            return self.sample(k * per_row, torch.arange(k * per_row) // per_row, generator=g)
+        return self.sample(64, generator=g)
+
+    def make_samples(self) -> dict[str, torch.Tensor]:
+        """Return {"samples": an image batch or 500 raw-scale table rows} for the Samples callback."""
+        if self.spec.modality == "image":
+            return {"samples": self.sample_grid()}
+        return {"samples": self.sample(500, generator=torch.Generator().manual_seed(0))}
+
+    # -- evaluation --------------------------------------------------------------------------------
+    def remember(self, stage: str, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+        """Keep a val/test batch (detached) for the epoch-end metrics."""
+        x, y = batch
+        self._eval.setdefault(stage, []).append((x.detach(), y.detach()))
+
+    def remembered(self, stage: str) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Return and forget the (x, y) seen in this epoch of `stage`, or None."""
+        batches = self._eval.pop(stage, [])
+        if not batches:
+            return None
+        return torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
+
+    def judge(self) -> quality.Judge | None:
+        """Return the image judge for the trainer's data (trained once, then cached), or None."""
+        trainer = self._trainer
+        datamodule = getattr(trainer, "datamodule", None)
+        if datamodule is None or (trainer is not None and trainer.fast_dev_run):
+            return None  # fast_dev_run checks the plumbing: no judge training, pixel features instead
+        if "judge" not in self._judges:
+            self._judges["judge"] = quality.judge_for(datamodule, self.device)
+        judge = self._judges["judge"]
+        return judge.to(self.device) if judge is not None else None
+
+    def image_features(self) -> nn.Module:
+        """Return the judge as a feature extractor, else the flattened pixels (for unlabelled images)."""
+        judge = self.judge()
+        if judge is not None:
+            return judge
+        pixels = nn.Flatten()
+        pixels.num_features = self.data_dim  # what torchmetrics reads to size its statistics
+        return pixels
+
+    @torch.no_grad()
+    def quality_metrics(self, real_x: torch.Tensor, real_y: torch.Tensor, n: int) -> dict[str, float]:
+        """Return sample-quality metrics of `n` fixed-seed samples against real data (see zoo/quality.py)."""
+        g = torch.Generator().manual_seed(0)
+        labels = None
+        if self.conditional:  # generate in the real data's class proportions
+            labels = real_y[torch.randint(len(real_y), (n,), generator=g)].cpu()
+        fake = self.sample(n, labels, generator=g)
+        if self.spec.modality == "tabular":
+            out = quality.table_quality(fake, real_x, self.input_mean, self.input_std)
+            base = quality.gaussian_baseline(n, self.input_mean, self.input_std)
+            out.update({f"{k}_gaussian": v for k, v in
+                        quality.table_quality(base, real_x, self.input_mean, self.input_std).items()})
+            return out
+        judge = self.judge()
+        if judge is None:  # no labelled train split to train a judge on
+            return {"fid_pixels": quality.frechet_distance(self.image_features(), real_x.float(), fake)}
+        out = quality.image_quality(judge, real_x, fake, labels)
+        out["judge_acc"] = quality.accuracy(judge, real_x, real_y)  # how far the judge itself can be trusted
+        out["confident_real"] = float((judge.classify(real_x).max(-1).values >= quality.CONFIDENCE).float().mean())
+        return out
+
+    def extra_test_metrics(self, real_x: torch.Tensor, real_y: torch.Tensor) -> dict[str, float]:
+        """Return model-specific test metrics computed from the whole test split (none by default)."""
+        return {}
+
+    def test_step(self, batch, batch_idx):
+        self.remember("test", batch)
+
+    def on_test_epoch_end(self) -> None:
+        real = self.remembered("test")
+        if real is None:
+            return
+        was_training = self.training
+        self.eval()
+        metrics = {**self.quality_metrics(*real, self.quality_samples), **self.extra_test_metrics(*real)}
+        self.train(was_training)
+        # Under DDP each rank scores its shard of the test split; the logged value is their mean.
+        for name, value in metrics.items():
+            self.log(f"test/{name}", float(value), sync_dist=True)
