@@ -201,7 +201,7 @@ class TextCSV(ZooDataModule):
     """Text classification from a CSV / TSV / JSONL file with a text column and a label column.
 
     Label values become `spec.class_names` (numeric labels keep their order). Splits are
-    stratified when every class has at least 3 examples. Texts are cut to `max_length` tokens;
+    stratified when every class can be in every split. Texts are cut to `max_length` tokens;
     T is the longest train text (capped by max_length), so short texts give short inputs.
 
     Args:
@@ -237,9 +237,11 @@ class TextCSV(ZooDataModule):
         if len(class_names) < 2:
             raise ZooError(f"{path} needs at least 2 distinct labels in '{self.label_column}', found {class_names}")
         labels = np.array([class_names.index(v) for v in raw], dtype=np.int64)
-        counts = np.bincount(labels)
+        # Stratify when every class can appear in every split (sklearn's own requirement).
+        smallest_split = len(texts) * min(self.val_fraction, self.test_fraction)
+        stratify = np.bincount(labels).min() >= 3 and smallest_split >= len(class_names)
         idx = split_indices(len(texts), self.val_fraction, self.test_fraction, self.seed,
-                            stratify=labels if counts.min() >= 3 else None)
+                            stratify=labels if stratify else None)
         train_texts = [texts[i] for i in idx["train"]]
         tok = build_tokenizer(self.tokenizer, train_texts, self.vocab_size)
         pad = special_id(tok, "pad")
