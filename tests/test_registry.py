@@ -68,7 +68,7 @@ def test_entry_point_plugin(tmp_path, monkeypatch, fresh_models):
     write_plugin(tmp_path, "zoo_plugin_demo", "tiny", "zoo_plugin_demo_mod", """
         from torch import nn
         from zoo.registry import MODELS
-        from zoo.tasks import TaskModel
+        from zoo.models.base import TaskModel
 
         @MODELS.register("tiny_linear")
         class TinyLinear(TaskModel):

@@ -23,7 +23,7 @@ from zoo.errors import ConfigError, choose
 from zoo.generation import TextModel
 from zoo.local_models import LOCAL_MODELS, local_model_path
 from zoo.registry import MODELS
-from zoo.tasks import TaskModel
+from zoo.models.base import TaskModel
 
 ARCHS = ("auto", "gpt2", "bert")
 POOLINGS = ("cls", "mean")

@@ -19,7 +19,7 @@ from zoo.errors import choose
 from zoo.generation import TextModel
 from zoo.models.base import activation
 from zoo.registry import MODELS
-from zoo.tasks import TaskModel
+from zoo.models.base import TaskModel
 
 NORMS = ("batch", "layer", "none")
 

@@ -21,7 +21,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 from zoo.errors import ConfigError, choose
 from zoo.generation import TextModel
 from zoo.registry import MODELS
-from zoo.tasks import TaskModel
+from zoo.models.base import TaskModel
 
 CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 

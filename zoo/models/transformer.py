@@ -25,7 +25,7 @@ from torch import nn
 from zoo.errors import ConfigError, choose
 from zoo.generation import TextModel
 from zoo.registry import MODELS
-from zoo.tasks import TaskModel
+from zoo.models.base import TaskModel
 
 POSITIONS = ("learned", "sinusoidal")
 POOLINGS = ("cls", "mean")
