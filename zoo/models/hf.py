@@ -22,8 +22,8 @@ from torch import nn
 from zoo.errors import ConfigError, choose
 from zoo.generation import TextModel
 from zoo.local_models import LOCAL_MODELS, local_model_path
-from zoo.registry import MODELS
 from zoo.models.base import TaskModel
+from zoo.registry import MODELS
 
 ARCHS = ("auto", "gpt2", "bert")
 POOLINGS = ("cls", "mean")

@@ -24,8 +24,8 @@ from torch import nn
 
 from zoo.errors import ConfigError, choose
 from zoo.generation import TextModel
-from zoo.registry import MODELS
 from zoo.models.base import TaskModel
+from zoo.registry import MODELS
 
 POSITIONS = ("learned", "sinusoidal")
 POOLINGS = ("cls", "mean")
