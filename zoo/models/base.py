@@ -19,12 +19,11 @@ from typing import Any, ClassVar
 import lightning as L
 import torch
 import torch.nn.functional as F
-import torchmetrics
 from torch import nn
 
 from zoo.optim import build_optimizer, build_scheduler
 from zoo.spec import DataSpec
-from zoo.tasks import STAGES, build_metrics
+from zoo.tasks import STAGES, Totals, build_metrics
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh, "leaky_relu": nn.LeakyReLU}
 
@@ -87,11 +86,13 @@ class TaskModel(ZooModel):
     def __init__(self, spec: dict[str, Any] | DataSpec, optim: dict[str, Any] | None = None) -> None:
         super().__init__(spec, optim)
         self.ignore_index = self.spec.pad_id if self.spec.pad_id is not None else -100
-        # Keyed "<stage>_loss" / "<stage>_task": a bare "train" key would clash with Module.train.
+        # Per stage: Totals of (loss x count, count, correct) and, for val/test, the task's full
+        # metrics. Keyed "<stage>_..." because a bare "train" key would clash with Module.train.
         self.metrics = nn.ModuleDict()
         for s in STAGES:
-            self.metrics[f"{s}_loss"] = torchmetrics.MeanMetric()
-            self.metrics[f"{s}_task"] = build_metrics(self.spec)
+            self.metrics[f"{s}_totals"] = Totals(3)
+            if s != "train":
+                self.metrics[f"{s}_task"] = build_metrics(self.spec)
         for name in ("target_mean", "target_std"):
             stats = getattr(self.spec, name)
             self.register_buffer(name, torch.tensor(stats, dtype=torch.float32) if stats else None, persistent=False)
@@ -120,32 +121,40 @@ class TaskModel(ZooModel):
         x, y = batch
         out = self(x)
         loss = self.loss(out, y)
+        out = out.detach()
         if self.spec.task == "language_modeling":
-            weight = (y != self.ignore_index).sum()
+            count = (y != self.ignore_index).sum()
         else:
-            weight = y.shape[0]
+            count = torch.tensor(y.shape[0], device=y.device)
+        correct = (out.argmax(-1) == y).sum() if self.spec.task == "classification" else torch.zeros_like(count)
+        self.metrics[f"{stage}_totals"].update(torch.stack([loss.detach() * count, count, correct]))
+        if stage != "train" and self.spec.task != "language_modeling":
+            preds = out.argmax(-1) if self.spec.task == "classification" else self.to_prediction(out)
             target = y.view(out.shape[0], -1).float() if self.spec.task == "regression" else y
-            self.metrics[f"{stage}_task"].update(self.to_prediction(out.detach()), target)
-        self.metrics[f"{stage}_loss"].update(loss.detach(), weight)
+            self.metrics[f"{stage}_task"].update(preds, target)
         if stage == "train" and self.global_step % self.trainer.log_every_n_steps == 0:
             self.log("train/loss_step", loss.detach(), prog_bar=True, on_step=True, on_epoch=False)
         return loss
 
     def _log_epoch(self, stage: str) -> None:
-        losses, task_metrics = self.metrics[f"{stage}_loss"], self.metrics[f"{stage}_task"]
-        if not losses.update_called:  # e.g. limit_val_batches=0
+        totals = self.metrics[f"{stage}_totals"]
+        if not totals.update_called:  # e.g. limit_val_batches=0
             return
-        loss = losses.compute()
+        loss_sum, count, correct = totals.compute().float()  # reduced across DDP ranks by torchmetrics
+        loss = loss_sum / count
         values = {f"{stage}/loss": loss}
         if self.spec.task == "language_modeling":
             values[f"{stage}/ppl"] = loss.exp() if loss < 50 else torch.tensor(math.inf)
-        values.update({f"{stage}/{k}": v for k, v in task_metrics.compute().items()})
-        # Values are already reduced across DDP ranks by torchmetrics, hence no sync_dist.
+        if stage == "train" and self.spec.task == "classification":
+            values["train/acc"] = correct / count
+        if stage != "train":
+            task_metrics = self.metrics[f"{stage}_task"]
+            values.update({f"{stage}/{k}": v for k, v in task_metrics.compute().items()})
+            task_metrics.reset()
+        totals.reset()
         headline = {f"{stage}/loss", f"{stage}/acc"}  # keep the progress bar short
         for name, value in values.items():
             self.log(name, value, prog_bar=stage == "val" and name in headline)
-        losses.reset()
-        task_metrics.reset()
 
     def training_step(self, batch, batch_idx):
         return self._shared_step(batch, "train")
