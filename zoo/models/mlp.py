@@ -17,9 +17,8 @@ from torch import nn
 
 from zoo.errors import choose
 from zoo.generation import TextModel
-from zoo.models.base import activation
+from zoo.models.base import TaskModel, activation
 from zoo.registry import MODELS
-from zoo.models.base import TaskModel
 
 NORMS = ("batch", "layer", "none")
 
