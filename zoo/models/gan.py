@@ -204,8 +204,11 @@ class GAN(GenerativeModel):
             self.untoggle_optimizer(opt_g)
             self.update_ema()
         scheds = self.lr_schedulers()  # manual optimisation: Lightning does not step them
-        for sched in scheds if isinstance(scheds, list) else [scheds] if scheds else []:
-            sched.step()
+        if scheds:
+            g_sched, d_sched = scheds
+            d_sched.step()
+            if g_loss is not None:  # the generator's schedule follows its own steps
+                g_sched.step()
         if batch_idx % self.trainer.log_every_n_steps == 0:
             self.log("train/d_loss", d_loss.detach(), prog_bar=True, on_step=True, on_epoch=False)
             if g_loss is not None:

@@ -193,6 +193,11 @@ class GenerativeModel(ZooModel):
             base = quality.gaussian_baseline(n, self.input_mean, self.input_std)
             out.update({f"{k}_gaussian": v for k, v in
                         quality.table_quality(base, real_x, self.input_mean, self.input_std).items()})
+            datamodule = getattr(self._trainer, "datamodule", None)
+            if hasattr(datamodule, "split"):  # what real rows score: the floor set by the test split's size
+                train_x = datamodule.split("train")[0]
+                out.update({f"{k}_train": v for k, v in
+                            quality.table_quality(train_x, real_x, self.input_mean, self.input_std).items()})
             return out
         judge = self.judge()
         if judge is None:  # no labelled train split to train a judge on
