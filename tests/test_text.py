@@ -45,6 +45,14 @@ def test_wordpiece_round_trip_keeps_words():
     assert decode(tok, encode(tok, "The  quick\nbrown fox.")) == "The quick brown fox."  # spacing normalised
 
 
+@pytest.mark.parametrize("kind", ["char", "bpe"])
+def test_trained_tokenizers_are_deterministic(kind):
+    from zoo.data.text import default_corpus
+
+    texts = default_corpus()
+    assert build_tokenizer(kind, texts, 2000).to_str() == build_tokenizer(kind, texts, 2000).to_str()
+
+
 def test_char_tokenizer_maps_unknown_characters_to_unk():
     tok = build_tokenizer("char", ["abc"])
     assert encode(tok, "abz") == [encode(tok, "a")[0], encode(tok, "b")[0], special_id(tok, "unk")]

@@ -97,6 +97,12 @@ def trained_tokenizer(kind: str, texts: Sequence[str], vocab_size: int):
         tok.decoder = decoders.WordPiece()
         trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=list(SPECIALS), show_progress=False)
     tok.train_from_iterator(texts, trainer=trainer)
+    if kind == "wordpiece":
+        # The WordPiece trainer numbers tokens in hash-map order, which changes from run to run;
+        # renumber them (specials first, then sorted) so the same text always gives the same ids.
+        vocab = tok.get_vocab()
+        rest = sorted(t for t in vocab if t not in SPECIALS)
+        tok.model = models.WordPiece(vocab={t: i for i, t in enumerate([*SPECIALS, *rest])}, unk_token="<unk>")
     tok.encode_special_tokens = True
     return tok
 
