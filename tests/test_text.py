@@ -244,6 +244,8 @@ def test_generation_from_reloaded_checkpoint_and_cli(tmp_path, cli, one_thread):
     ckpt = results["best_ckpt"]
     samples = sorted((tmp_path / "runs" / "t").glob("*/samples/text_epoch000.txt"))
     assert samples and len(samples[0].read_text().splitlines()) == 8
+    saved = samples[0].parents[1] / "tokenizer.json"  # the run dir keeps the tokenizer as a file too
+    assert load_tokenizer(saved.read_text()).get_vocab() == load_tokenizer(Names().spec.tokenizer).get_vocab()
     model = zoo.load(ckpt)
     assert all(t.startswith("ma") for t in model.generate("Ma", n=4))  # names are lower-cased
     out = cli("zoo", "sample", "--ckpt", ckpt, "-n", "5", "--prompt", "ma", "--temperature", "0.8")

@@ -179,6 +179,8 @@ def fit(cfg: dict[str, Any], run_dir: Path | None = None) -> dict[str, Any]:
     if rank_zero_only.rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(to_yaml(cfg))
+        if datamodule.spec.tokenizer:  # text data: the tokenizer beside the run (it is in every checkpoint too)
+            (run_dir / "tokenizer.json").write_text(datamodule.spec.tokenizer)
     start_loggers(loggers, cfg, model, cursor)
     if cfg["model"]["compile"]:
         model = torch.compile(model)
