@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from tests.conftest import run_cli
-from tests.wandb_reader import WandbRun, run_files
+from tests.wandb_reader import finished_run, run_files
 from zoo.checkpoint import read_checkpoint
 from zoo.fit import fit, resolve
 
@@ -36,7 +36,7 @@ def wandb_rows(path: Path) -> list[tuple]:
     """Return (W&B step, trainer step, metric names and values) per history row of one run file."""
     return [(r["_step"], r.get("trainer/global_step"),
              sorted((k, v) for k, v in r.items() if k not in ("_runtime", "_timestamp", "_step")))
-            for r in WandbRun(path).history]
+            for r in finished_run(path).history]
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +77,7 @@ def test_killed_run_resumes_exactly(point, resumed_from, reference, tmp_path, mo
 
     cfg, resume_dir = resolve([], [], resume=str(run_dir))
     results = fit(cfg, resume_dir)
+    assert not list(ckpt_dir.glob(".*.tmp")), "the resume cleans up the unfinished save"
 
     ref = torch.load(reference / "checkpoints" / "last.ckpt", weights_only=True)
     got = torch.load(ckpt_dir / "last.ckpt", weights_only=True)
@@ -131,3 +132,14 @@ def test_non_finite_loss_stops_with_message_and_keeps_last_good_checkpoint(tmp_p
     last = read_checkpoint(run_dir_under(tmp_path) / "checkpoints" / "last.ckpt")
     assert last["global_step"] == 8
     assert all(torch.isfinite(v).all() for v in last["state_dict"].values())
+
+
+def test_every_strategy_saves_through_the_atomic_writer():
+    import lightning as L
+
+    from zoo.checkpoint import AtomicCheckpointIO
+
+    for strategy, devices in (("auto", 1), ("ddp", 2), ("ddp_spawn", 2)):
+        trainer = L.Trainer(accelerator="cpu", devices=devices, strategy=strategy, plugins=[AtomicCheckpointIO()],
+                            logger=False, enable_progress_bar=False)
+        assert isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO), strategy

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tests.conftest import FAST_TRAINER
-from tests.wandb_reader import WandbRun, run_files
+from tests.wandb_reader import finished_run, run_files
 from zoo.config import validate
 from zoo.fit import fit
 from zoo.models.mlp import MLP
@@ -60,7 +60,7 @@ def test_wandb_run_file_holds_config_metrics_images_summary_artifact(tracked_run
     run_dir = Path(tracked_run["run_dir"])
     files = run_files(run_dir / "wandb")  # W&B writes under the run dir, not WANDB_DIR or the repo
     assert len(files) == 1, files
-    run = WandbRun(files[0])
+    run = finished_run(files[0])
     assert run.config["model"]["name"] == "mlp" and run.config["model"]["hidden"] == [16]
     assert run.config["data"]["name"] == "iris"
     val_rows = run.rows_with("val/acc")
@@ -97,7 +97,7 @@ def test_tensorboard_and_csv_hold_the_same_metrics(tracked_run):
         [float(r["val/acc"]) for r in rows if r["val/acc"]])
     assert "samples/first_layer" in tags["images"]
     assert "samples/note/text_summary" in tags["tensors"]
-    wandb_keys = {k for r in WandbRun(run_files(run_dir / "wandb")[0]).history for k in r}
+    wandb_keys = {k for r in finished_run(run_files(run_dir / "wandb")[0]).history for k in r}
     assert csv_metrics <= wandb_keys, "W&B uses the same metric names"
 
 
@@ -119,6 +119,7 @@ def test_bad_wandb_settings_are_config_errors(tmp_path):
 
     with pytest.raises(ConfigError, match="Unknown key 'logger.projekt'. Did you mean 'project'"):
         iris_config(tmp_path, {"name": "wandb", "projekt": "x"})
-    cfg = iris_config(tmp_path, {"name": "wandb", "watch": {"log": "gradient"}})
-    with pytest.raises(ConfigError, match="gradients"):
-        fit(cfg)
+    with pytest.raises(ConfigError, match="Did you mean 'gradients'"):
+        iris_config(tmp_path, {"name": "wandb", "watch": {"log": "gradient"}})
+    with pytest.raises(ConfigError, match="log_model"):
+        iris_config(tmp_path, [{"name": "csv"}, {"name": "wandb", "log_model": "sometimes"}])

@@ -74,6 +74,22 @@ class WandbRun:
         return [row for row in self.history if key in row]
 
 
+def finished_run(path: str | Path, timeout: float = 60) -> WandbRun:
+    """Return the run once its file holds the exit record: W&B's service may still be writing after finish()."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            run = WandbRun(path)
+            if run.kinds.get("exit") or time.monotonic() > deadline:
+                return run
+        except (AssertionError, struct.error):  # a record cut short by a write in progress
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.2)
+
+
 def run_files(root: str | Path) -> list[Path]:
     """Return the `.wandb` files under `root`, oldest run first."""
     files = [p for p in Path(root).glob("*/run-*.wandb") if p.parent.name != "latest-run"]

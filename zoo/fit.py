@@ -151,7 +151,7 @@ def fit(cfg: dict[str, Any], run_dir: Path | None = None) -> dict[str, Any]:
     from zoo.config import to_yaml
     from zoo.errors import ConfigError
     from zoo.loggers import build_loggers, finish_loggers, start_loggers
-    from zoo.resume import checkpoint_cursor
+    from zoo.resume import prepare_resume
 
     resume_ckpt = None
     if run_dir is not None:
@@ -162,7 +162,7 @@ def fit(cfg: dict[str, Any], run_dir: Path | None = None) -> dict[str, Any]:
     quiet_lightning()
     L.seed_everything(cfg["seed"], workers=True, verbose=False)
     datamodule, model = build_data_and_model(cfg)
-    cursor = checkpoint_cursor(resume_ckpt) if resume_ckpt else {}  # where the killed run's logs stopped
+    cursor = prepare_resume(resume_ckpt) if resume_ckpt else {}  # where the killed run's logs stopped
     loggers = build_loggers(cfg["logger"], run_dir, cursor)
     trainer_kwargs = {"enable_model_summary": False, **cfg["trainer"]}
     try:
@@ -181,12 +181,12 @@ def fit(cfg: dict[str, Any], run_dir: Path | None = None) -> dict[str, Any]:
         (run_dir / "config.yaml").write_text(to_yaml(cfg))
         if datamodule.spec.tokenizer:  # text data: the tokenizer beside the run (it is in every checkpoint too)
             (run_dir / "tokenizer.json").write_text(datamodule.spec.tokenizer)
-    start_loggers(loggers, cfg, model, cursor)
-    if cfg["model"]["compile"]:
-        model = torch.compile(model)
     os.environ["ZOO_RUN_DIR"] = str(run_dir)  # DDP workers re-run this script and must share the run dir
     results = None
     try:
+        start_loggers(loggers, cfg, model, cursor)
+        if cfg["model"]["compile"]:
+            model = torch.compile(model)
         start = time.perf_counter()
         trainer.fit(model, datamodule=datamodule, ckpt_path=str(resume_ckpt) if resume_ckpt else None)
         fit_seconds = time.perf_counter() - start

@@ -64,7 +64,15 @@ def check_loggers(value: Any) -> list[dict[str, Any]]:
             raise ConfigError(f"Each logger needs a name ({', '.join(SCHEMAS)}), got {item!r}")
         where = "logger" if len(items) == 1 else f"logger[{i}]"
         name = choose("logger", item["name"], SCHEMAS)
-        out.append(checked(SCHEMAS[name], item, where))
+        c = checked(SCHEMAS[name], item, where)
+        if name == "wandb":  # checked here, so that a typo fails before any run starts
+            if c["watch"]["log"]:
+                c["watch"]["log"] = choose(f"{where}.watch.log", c["watch"]["log"], ("gradients", "parameters", "all"))
+            log_model = choose(f"{where}.log_model", str(c["log_model"]).lower(), ("false", "true", "all"))
+            c["log_model"] = {"false": False, "true": True, "all": "all"}[log_model]
+            if c["mode"]:
+                c["mode"] = choose(f"{where}.mode", c["mode"], ("online", "offline", "disabled"))
+        out.append(c)
     return out
 
 
@@ -105,8 +113,7 @@ def start_loggers(loggers: list[Any], cfg: dict[str, Any], model: Any, cursor: d
             continue
         c, run = logger.zoo_config, logger.experiment
         if c["watch"]["log"]:
-            log = choose("logger.watch.log", c["watch"]["log"], ("gradients", "parameters", "all"))
-            logger.watch(model, log=log, log_freq=c["watch"]["log_freq"])
+            logger.watch(model, log=c["watch"]["log"], log_freq=c["watch"]["log_freq"])
         if run.step < logger.resume_step:
             # offline, W&B restarts the step at 0: continue at the checkpoint's step instead
             run.log({}, step=logger.resume_step, commit=False)
@@ -148,11 +155,10 @@ def build_wandb(c: dict[str, Any], run_dir: Path, cursor: dict[str, Any]) -> Any
     os.environ["WANDB_MODE"] = mode  # WandbLogger(offline=True, log_model=True) refuses; the env var does not
     name = c["run_name"] or f"{run_dir.parent.name}/{run_dir.name}"
     tags = c["tags"] or None
-    log_model = choose("logger.log_model", str(c["log_model"]).lower(), ("false", "true", "all"))
-    log_model = {"false": False, "true": True, "all": "all"}[log_model]
     resume = {"id": cursor["wandb_id"], "resume": "allow"} if cursor.get("wandb_id") else {}
     logger = WandbLogger(project=c["project"], entity=c["entity"], name=name, group=c["group"], tags=tags,
-                         notes=c["notes"], save_dir=str(run_dir), log_model=log_model, **resume)
+                         notes=c["notes"], save_dir=str(run_dir), log_model=c["log_model"], **resume)
+    logger._wandb_init.pop("anonymous", None)  # Lightning passes anonymous=None, which wandb 0.31 warns about
     logger.resume_step = cursor.get("wandb_step", 0)
     return logger
 

@@ -218,7 +218,12 @@ def log_pending(loggers: list[Any], cursor: dict[str, Any]) -> None:
             logger.save()
 
 
-def checkpoint_cursor(ckpt_path: Path) -> dict[str, Any]:
-    """Return the logger cursor stored in a checkpoint ({} for checkpoints that predate it)."""
+def prepare_resume(ckpt_path: Path) -> dict[str, Any]:
+    """Remove temp files a killed save left beside `ckpt_path`; return the checkpoint's logger cursor."""
+    from lightning.pytorch.utilities import rank_zero_only
+
+    if rank_zero_only.rank == 0:
+        for tmp in ckpt_path.parent.glob(".*.ckpt.*.tmp"):  # AtomicCheckpointIO's unfinished writes
+            tmp.unlink(missing_ok=True)
     ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
-    return dict(ckpt.get("zoo", {}).get("logs", {}))
+    return dict(ckpt.get("zoo", {}).get("logs", {}))  # {} for checkpoints that predate the cursor
