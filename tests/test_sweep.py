@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from zoo.errors import ConfigError
-from zoo.sweep import base_args, load_sweep, rank, trials
+from zoo.fit import resolve
+from zoo.sweep import base_args, load_sweep, override, rank, trials
 
 AGENT_COMMAND = ["${env}", "${interpreter}", "-m", "zoo.fit", "--config", "configs/experiment/iris_mlp.yaml", "${args}"]
 
@@ -27,6 +28,9 @@ def test_repo_sweep_files_are_4_trial_grids():
         sweep = load_sweep(f"configs/sweeps/{name}.yaml")
         assert sweep["method"] == "grid" and len(trials(sweep, None, 0)) == 4
         assert sweep["base_args"] == ["--config", f"configs/experiment/{name}.yaml"]
+        for params in trials(sweep, None, 0):  # every trial is a valid run config
+            cfg, _ = resolve([sweep["base_args"][1]], [override(k, v) for k, v in params.items()])
+            assert cfg["optim"]["lr"] == params["optim.lr"]
 
 
 def test_random_search_draws_from_the_distributions(tmp_path):
