@@ -279,9 +279,10 @@ def test_wine_vae_matches_marginals_and_cli_csv(tmp_path, monkeypatch, shared_ho
 
 @pytest.mark.parametrize("loss", ["nonsaturating", "hinge", "wgan-gp"])
 def test_dcgan_losses_schedulers_and_ema_train(loss, tmp_path):
-    """Every GAN loss trains the conv GAN with two stepped schedulers, EMA and d_steps=2, conditionally."""
+    """Every GAN loss trains the conv GAN with two stepped schedulers, EMA and d_steps=2, conditionally
+    (hinge with spectral normalisation)."""
     cfg = validate({"model": {"name": "gan", "loss": loss, "ema_decay": 0.9, "d_steps": 2, "conditional": True,
-                              "channels": [8, 16], "latent_dim": 4},
+                              "channels": [8, 16], "latent_dim": 4, "spectral_norm": loss == "hinge"},
                     "data": {"name": "digits"}, "optim": {"lr": 1e-3, "scheduler": {"name": "cosine"}},
                     "trainer": {**FAST_TRAINER, "max_steps": 6, "limit_val_batches": 0},
                     "logger": None, "run": {"dir": str(tmp_path), "name": "g"}})

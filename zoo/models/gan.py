@@ -80,6 +80,7 @@ class GAN(GenerativeModel):
         d_steps: discriminator steps per generator step.
         d_lr_ratio: discriminator learning rate = optim.lr * d_lr_ratio.
         ema_decay: keep an exponential moving average of the generator for sampling (0 disables).
+        spectral_norm: spectral normalisation of the discriminator's layers (SN-GAN).
         conditional: generate for chosen class labels (classification data only).
     """
 
@@ -96,6 +97,7 @@ class GAN(GenerativeModel):
         d_steps: int = 1,
         d_lr_ratio: float = 1.0,
         ema_decay: float = 0.0,
+        spectral_norm: bool = False,
         conditional: bool = False,
         optim: dict[str, Any] | None = None,
     ) -> None:
@@ -115,7 +117,7 @@ class GAN(GenerativeModel):
             d_body = conv_down(shape[0], list(channels), LeakyReLU)
             g_body = nn.Sequential(
                 nn.Linear(latent_dim + k, c_last * h * w), nn.BatchNorm1d(c_last * h * w), nn.ReLU(),
-                nn.Unflatten(1, (c_last, h, w)), conv_up(list(channels), sizes, shape[0], nn.ReLU, norm=True),
+                nn.Unflatten(1, (c_last, h, w)), conv_up(list(channels), sizes, shape[0], nn.ReLU, norm=True, resize=True),
             )
             width = c_last * h * w
         else:
@@ -126,6 +128,10 @@ class GAN(GenerativeModel):
             width = hidden[-1]
         self.generator = Generator(g_body, image)
         self.discriminator = Discriminator(d_body, width, k)
+        if spectral_norm:  # SN-GAN: bound each layer's Lipschitz constant, which steadies D
+            for module in self.discriminator.modules():
+                if isinstance(module, (nn.Conv2d, nn.Linear)):
+                    nn.utils.parametrizations.spectral_norm(module)
         self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False) if ema_decay else None
 
     def monitor(self) -> tuple[str, str]:

@@ -42,19 +42,25 @@ def conv_down(c_in: int, channels: list[int], act: type[nn.Module], norm: bool =
 
 
 def conv_up(channels: list[int], sizes: list[tuple[int, int]], c_out: int, act: type[nn.Module],
-            norm: bool = False) -> nn.Sequential:
-    """Return transposed convolutions mirroring `conv_down`, growing back to `sizes[0]`, then a 3x3 output conv.
+            norm: bool = False, resize: bool = False) -> nn.Sequential:
+    """Return upsampling convolutions mirroring `conv_down`, growing back to `sizes[0]`, then a 3x3 output conv.
 
-    `channels` are the encoder's channels (the decoder walks them backwards); output_padding
-    picks 2n or 2n-1 so that odd sizes such as 7 -> 14 -> 28 or 2 -> 4 -> 8 come out exactly.
+    `channels` are the encoder's channels (the decoder walks them backwards). Transposed
+    convolutions pick output_padding 2n or 2n-1 so that odd sizes such as 7 -> 14 -> 28 or
+    2 -> 4 -> 8 come out exactly; `resize` uses nearest upsampling to the exact size + a 3x3
+    conv instead, which avoids the checkerboard pattern of stride-2 transposed convolutions.
     """
     chans = [*reversed(channels), channels[0]]
     layers: list[nn.Module] = []
     for i in range(len(channels)):
         small, big = sizes[len(channels) - i], sizes[len(channels) - i - 1]
-        pad = tuple(b - (2 * s - 1) for s, b in zip(small, big))
-        layers.append(nn.ConvTranspose2d(chans[i], chans[i + 1], 3, stride=2, padding=1, output_padding=pad,
-                                         bias=not norm))
+        if resize:
+            layers += [nn.Upsample(size=big, mode="nearest"),
+                       nn.Conv2d(chans[i], chans[i + 1], 3, padding=1, bias=not norm)]
+        else:
+            pad = tuple(b - (2 * s - 1) for s, b in zip(small, big))
+            layers.append(nn.ConvTranspose2d(chans[i], chans[i + 1], 3, stride=2, padding=1, output_padding=pad,
+                                             bias=not norm))
         layers += [nn.BatchNorm2d(chans[i + 1])] if norm else []
         layers.append(act())
     layers.append(nn.Conv2d(channels[0], c_out, 3, padding=1))
