@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-from pathlib import Path
 
 import yaml
 
 from zoo.config import validate
 from zoo.fit import fit, resolve
-from zoo.pretrained import CARDS_DIR, save_weights, load_with_config
+from zoo.pretrained import CARDS_DIR, load_with_config, save_weights
 
 LICENSE = "MIT (weights trained by zoo); data license as given by its source"
 

@@ -8,8 +8,14 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# One thread per process, here and in every subprocess the tests start: the models are small, the
+# machine has 2 cores, and pytest-xdist may run two workers; more threads only contend (10x slower).
+os.environ["OMP_NUM_THREADS"] = "1"
+torch.set_num_threads(1)
 
 # Fast, quiet, deterministic settings for in-process trainings in tests.
 FAST_TRAINER = {"accelerator": "cpu", "devices": 1, "enable_progress_bar": False, "enable_model_summary": False}

@@ -138,9 +138,9 @@ def test_predict_images(tmp_path):
     """`zoo predict` on PNG files: the digits model reads, converts and resizes them itself."""
     from PIL import Image
 
+    from zoo.config import validate
     from zoo.data.images import Digits
     from zoo.fit import fit
-    from zoo.config import validate
 
     cfg = validate({"model": {"name": "cnn", "channels": [8, 16]}, "data": {"name": "digits"}, "optim": {"lr": 3e-3},
                     "trainer": {"max_epochs": 8, "enable_progress_bar": False}, "logger": False,

@@ -10,7 +10,7 @@ from tests.conftest import ROOT
 
 
 def python_blocks(markdown: str) -> list[str]:
-    return re.findall(r"```python\n(.*?)```", markdown, flags=re.S)
+    return re.findall(r"```python\n(.*?)```", markdown, flags=re.DOTALL)
 
 
 def test_extending_guide_runs(tmp_path):
@@ -29,7 +29,7 @@ def test_readme_tables_are_current():
     from zoo.catalog import markdown_tables
 
     readme = (ROOT / "README.md").read_text()
-    match = re.search(r"<!-- tables:start -->\n(.*?)<!-- tables:end -->", readme, flags=re.S)
+    match = re.search(r"<!-- tables:start -->\n(.*?)<!-- tables:end -->", readme, flags=re.DOTALL)
     assert match, "README.md lost its generated-tables markers"
     assert match.group(1).strip() == markdown_tables().strip(), "README tables are stale: run `make docs`"
 

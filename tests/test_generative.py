@@ -33,15 +33,6 @@ def table_spec(task="classification") -> dict:
                     **fields).to_dict()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # This machine's two cores are shared: one thread per process avoids oversubscription stalls.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # -- architecture and API -----------------------------------------------------------------------
 
 

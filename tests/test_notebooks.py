@@ -44,7 +44,6 @@ def test_notebook_runs(path: Path, tmp_path, monkeypatch):
 
     monkeypatch.setenv("ZOO_NOTEBOOK_RUNS", str(tmp_path / "runs"))
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # tiny models on a shared 2-core machine: threads only contend
     before = untracked_files()
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})

@@ -19,15 +19,6 @@ from zoo.tokenizer import build_tokenizer, decode, encode, encode_padded, load_t
 TEXT = "Hello, world!\nThe quick brown fox jumps over the lazy dog.\n\tTabs,  double spaces and é ü 漢字.\n" * 20
 
 
-@pytest.fixture
-def one_thread():
-    """Run a training on one thread: on a shared 2-core machine, two threads per process thrash."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # -- tokenizers -----------------------------------------------------------------------------------
 
 
@@ -235,7 +226,7 @@ def train(cfg: dict, tmp_path) -> dict:
     return fit(cfg)
 
 
-def test_generation_from_reloaded_checkpoint_and_cli(tmp_path, cli, one_thread):
+def test_generation_from_reloaded_checkpoint_and_cli(tmp_path, cli):
     import zoo
 
     results = train({"model": {"name": "rnn", "cell": "gru", "hidden": 32, "embed_dim": 16},
@@ -256,7 +247,7 @@ def test_generation_from_reloaded_checkpoint_and_cli(tmp_path, cli, one_thread):
     assert bad.returncode == 2 and "temperature" in bad.stderr
 
 
-def test_predict_on_text_lines_from_a_classifier_checkpoint(tmp_path, cli, one_thread):
+def test_predict_on_text_lines_from_a_classifier_checkpoint(tmp_path, cli):
     results = train({"model": {"name": "cnn", "channels": [16]}, "data": {"name": "text_csv", **TextCSV.example(tmp_path)},
                      "trainer": {**FAST_TRAINER, "max_epochs": 1}}, tmp_path)
     inputs = tmp_path / "lines.txt"
@@ -272,7 +263,7 @@ def test_predict_on_text_lines_from_a_classifier_checkpoint(tmp_path, cli, one_t
 
 
 @pytest.mark.slow
-def test_names_gender_lstm_beats_majority_class(tmp_path, one_thread):
+def test_names_gender_lstm_beats_majority_class(tmp_path):
     results = train({"model": {"name": "rnn", "cell": "lstm", "hidden": 96, "embed_dim": 32, "bidirectional": True,
                                "dropout": 0.2},
                      "data": {"name": "names_gender", "batch_size": 64},
@@ -284,7 +275,7 @@ def test_names_gender_lstm_beats_majority_class(tmp_path, one_thread):
 
 
 @pytest.mark.slow
-def test_digits_rnn_reads_rows(tmp_path, one_thread):
+def test_digits_rnn_reads_rows(tmp_path):
     results = train({"model": {"name": "rnn", "cell": "lstm", "hidden": 96},
                      "data": {"name": "digits", "batch_size": 64},
                      "optim": {"lr": 5e-3, "scheduler": {"name": "cosine", "warmup_steps": 20}},
@@ -294,7 +285,7 @@ def test_digits_rnn_reads_rows(tmp_path, one_thread):
 
 
 @pytest.mark.slow
-def test_names_rnn_lm_beats_bigram(tmp_path, one_thread):
+def test_names_rnn_lm_beats_bigram(tmp_path):
     results = train({"model": {"name": "rnn", "cell": "gru", "hidden": 128, "embed_dim": 128, "tie_weights": True},
                      "data": {"name": "names", "batch_size": 64},
                      "optim": {"lr": 5e-3, "weight_decay": 0.01, "scheduler": {"name": "cosine", "warmup_steps": 50}},

@@ -6,6 +6,7 @@ Features are standardised with train-split statistics, as the zoo models do.
 
 from __future__ import annotations
 
+import shutil
 from typing import Any
 
 import numpy as np
@@ -37,23 +38,32 @@ def scores(task: str, y: np.ndarray, pred: np.ndarray, proba: np.ndarray | None 
     return {"mse": M.mean_squared_error(y, pred), "mae": M.mean_absolute_error(y, pred), "r2": M.r2_score(y, pred)}
 
 
+def flat(x: np.ndarray) -> np.ndarray:
+    """Return rows as 2-D features; a single regression target as 1-D."""
+    x = x.reshape(len(x), -1)
+    return x[:, 0] if x.shape[1] == 1 else x
+
+
 def fit_baselines(datamodule: Any) -> dict[str, dict[str, float]]:
-    """Return {model: {"test/<metric>": value}} for baselines fitted on the datamodule's train split."""
+    """Return {model: {"<split>/<metric>": value}} for baselines fitted on the datamodule's train split."""
     spec = datamodule.spec
     if spec.modality == "tokens" or spec.task == "language_modeling":
         raise ZooError("Baselines cover image and tabular classification/regression, not token data")
-    x_train, y_train = (t.numpy() for t in datamodule.split("train"))
-    mean, std = x_train.reshape(len(x_train), -1).mean(0), x_train.reshape(len(x_train), -1).std(0) + 1e-6
-    prep = lambda x: (x.reshape(len(x), -1) - mean) / std  # noqa: E731
-    y_train = y_train.reshape(len(y_train), -1).squeeze(1) if y_train.ndim > 1 and y_train.shape[1] == 1 else y_train
+    splits = {s: tuple(t.numpy() for t in datamodule.split(s)) for s in ("train", "val", "test")}
+    x_train = splits["train"][0].reshape(len(splits["train"][0]), -1)
+    mean, std = x_train.mean(0), x_train.std(0) + 1e-6  # standardise with train statistics, as the models do
+
+    def features(x: np.ndarray) -> np.ndarray:
+        return (x.reshape(len(x), -1) - mean) / std
+
     out = {}
     for name, est in baseline_models(spec.task, datamodule.seed).items():
-        est.fit(prep(x_train), y_train)
+        est.fit(features(splits["train"][0]), flat(splits["train"][1]) if spec.task == "regression" else splits["train"][1])
         result = {}
         for split in ("val", "test"):
-            x, y = (t.numpy() for t in datamodule.split(split))
-            y = y.reshape(len(y), -1).squeeze(1) if y.ndim > 1 and y.shape[1] == 1 else y
-            result.update({f"{split}/{k}": float(v) for k, v in scores(spec.task, y, est.predict(prep(x))).items()})
+            x, y = splits[split]
+            y = flat(y) if spec.task == "regression" else y
+            result.update({f"{split}/{k}": float(v) for k, v in scores(spec.task, y, est.predict(features(x))).items()})
         out[name] = result
     return out
 
@@ -69,10 +79,10 @@ def run_baseline(data: str, overrides: list[str]) -> dict[str, dict[str, float]]
     results = fit_baselines(datamodule)
     metrics = sorted({k for r in results.values() for k in r}, key=lambda k: (k.split("/")[0] != "val", k))
     table = Table(title=f"baselines on '{data}' (same splits as zoo, seed {datamodule.seed})", title_justify="left")
-    table.add_column("model")
+    table.add_column("model", no_wrap=True)
     for m in metrics:
         table.add_column(m, justify="right")
     for name, r in results.items():
         table.add_row(name, *[f"{r[m]:.4f}" for m in metrics])
-    Console().print(table)
+    Console(width=max(140, shutil.get_terminal_size().columns)).print(table)
     return results

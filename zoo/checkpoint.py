@@ -42,7 +42,9 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise ZooError(f"Cannot read checkpoint {path}: the file is corrupt or not a torch checkpoint ({type(e).__name__})")
+        raise ZooError(
+            f"Cannot read checkpoint {path}: the file is corrupt or not a torch checkpoint ({type(e).__name__})"
+        ) from None
     if not isinstance(ckpt, dict) or "zoo" not in ckpt or "hyper_parameters" not in ckpt:
         raise ZooError(f"{path} is not a zoo checkpoint (no model name and hyper-parameters in it)")
     return ckpt

@@ -105,7 +105,7 @@ def load_config(paths: list[str | Path], overrides: list[str] | None = None) -> 
             cfg = OmegaConf.merge(cfg, OmegaConf.load(path))
         except Exception as e:
             raise ConfigError(f"Cannot read config {path}: {first_line(e)}") from None
-    items = [o[2:] if o.startswith("--") else o for o in overrides or []]  # wandb agent passes --key=value
+    items = [o.removeprefix("--") for o in overrides or []]  # wandb agent passes --key=value
     for item in items:
         if "=" not in item:
             raise ConfigError(f"Override '{item}' is not of the form key=value (for example trainer.max_epochs=3)")

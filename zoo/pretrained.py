@@ -15,7 +15,7 @@ hyper-parameters, so a weights file rebuilds its model with no config.
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -28,7 +28,7 @@ CARDS_DIR = Path(__file__).parent / "weights"
 CARD_KEYS = {"name", "model", "data", "description", "metrics", "recipe", "weights", "license"}
 
 
-@lru_cache(maxsize=None)
+@cache
 def cards() -> dict[str, dict[str, Any]]:
     """Return every pretrained card shipped with zoo, by name."""
     import yaml

@@ -11,8 +11,9 @@ from __future__ import annotations
 import fnmatch
 import importlib
 import warnings
+from collections.abc import Callable
 from importlib.metadata import entry_points
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from zoo.errors import ConfigError, did_you_mean
 

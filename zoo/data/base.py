@@ -8,8 +8,8 @@ shuffled by index there, so small data needs no DataLoader workers and no per-ba
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from typing import Callable, ClassVar
+from collections.abc import Callable, Iterator
+from typing import ClassVar
 
 import lightning as L
 import numpy as np

@@ -77,7 +77,7 @@ def token_stream(tok, pieces: list[tuple[str, bool, bool]]) -> torch.Tensor:
 
     bos, eos = special_id(tok, "bos"), special_id(tok, "eos")
     ids: list[int] = []
-    for (text, starts, ends), chunk in zip(pieces, encode_chunks(tok, [p[0] for p in pieces])):
+    for (_, starts, ends), chunk in zip(pieces, encode_chunks(tok, [p[0] for p in pieces])):
         ids += ([bos] if starts and bos is not None else []) + chunk + ([eos] if ends and eos is not None else [])
     return torch.tensor(ids, dtype=torch.long)
 
