@@ -19,10 +19,10 @@ demo: install
 	$(PY) -m zoo.fit --config configs/experiment/digits_cnn.yaml
 
 test: install
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto
 
 test-fast: install
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -n auto -m "not slow"
 
 lint: install
 	$(PY) -m ruff check zoo tests scripts

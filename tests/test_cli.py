@@ -74,18 +74,29 @@ def test_print_config(tmp_path):
     assert "lr: 0.5" in proc.stdout and "name: iris_mlp" in proc.stdout and "hidden:" in proc.stdout
 
 
-def test_list_and_info():
+def test_list_and_info(capsys):
+    from zoo.cli import main
     from zoo.registry import DATA, MODELS
 
-    proc = run_cli("zoo", "list", "models", "c*")
+    proc = run_cli("zoo", "list", "models", "c*")  # the console path once; the rest in-process
     assert proc.returncode == 0, proc.stderr
     assert "cnn" in proc.stdout and "mlp" not in proc.stdout
-    proc = run_cli("zoo", "list", "data")
-    assert all(name in proc.stdout for name in DATA.names())
-    proc = run_cli("zoo", "info", "cnn")
-    assert proc.returncode == 0 and "channels" in proc.stdout and "compatible data" in proc.stdout
-    assert all(name in run_cli("zoo", "list").stdout for name in MODELS.names())
-    assert_user_error(run_cli("zoo", "info", "cnnn"), "Did you mean 'cnn'")
+
+    def zoo(*args: str) -> tuple[int, str, str]:
+        code = main(list(args))
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    code, out, _ = zoo("list", "data")
+    assert code == 0 and all(name in out for name in DATA.names())
+    code, out, _ = zoo("list")
+    assert all(name in out for name in MODELS.names()) and "pretrained:" in out
+    code, out, _ = zoo("info", "cnn")
+    assert code == 0 and "channels: list[int] = [32, 64]" in out and "compatible data" in out
+    code, out, _ = zoo("info", "digits")
+    assert code == 0 and "compatible models" in out and "batch_size" in out
+    code, _, err = zoo("info", "cnnn")
+    assert code == 2 and "Did you mean 'cnn'" in err
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import inspect
 from typing import Any
@@ -43,10 +44,11 @@ def summary(cls: type) -> str:
     return (inspect.getdoc(cls) or "").splitlines()[0] if cls.__doc__ else ""
 
 
-def arguments(cls: type) -> list[tuple[str, str, Any]]:
-    """Return (name, type, default) of a class's keyword arguments, except spec and optim."""
-    import dataclasses
+REQUIRED = dataclasses.MISSING
 
+
+def arguments(cls: type) -> list[tuple[str, str, Any]]:
+    """Return (name, type, default or REQUIRED) of a class's keyword arguments, except spec and optim."""
     from zoo.config import signature_schema
 
     out = []
@@ -102,7 +104,7 @@ def info(name: str) -> str:
         raise ConfigError(f"Unknown model or data '{name}'.{did_you_mean(name, names)} Available: {', '.join(names)}")
     lines = [f"{kind} '{name}': {summary(cls)}", "", *extra, "", "arguments:"]
     for arg, type_name, default in arguments(cls):
-        lines.append(f"  {arg}: {type_name} = {default!r}")
+        lines.append(f"  {arg}: {type_name} (required)" if default is REQUIRED else f"  {arg}: {type_name} = {default!r}")
     doc = inspect.getdoc(cls) or ""
     body = "\n".join(doc.splitlines()[1:]).strip()
     if body:
