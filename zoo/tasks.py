@@ -54,13 +54,3 @@ def build_metrics(spec: DataSpec) -> torchmetrics.MetricCollection:
             {"mse": R.MeanSquaredError(num_outputs=spec.target_dim), "mae": R.MeanAbsoluteError(), "r2": R.R2Score()}
         )
     return torchmetrics.MetricCollection({})  # language modeling: nll and perplexity come from the loss
-
-
-def __getattr__(name: str):
-    # Transitional: TaskModel moved to zoo.models.base (importing it here at module level made
-    # `import zoo.tasks` before `zoo.models` circular). Remove once no caller uses the old path.
-    if name == "TaskModel":
-        from zoo.models.base import TaskModel
-
-        return TaskModel
-    raise AttributeError(name)
