@@ -45,7 +45,7 @@ def kill_inside_save(n: int) -> None:
     def dying_save(self: Any, *args: Any, **kwargs: Any) -> None:
         calls[0] += 1
         if calls[0] == n:
-            os.fsync = lambda fd: die()  # torch.save has filled the temp file; fsync comes next
+            os.replace = lambda *a, **k: die()  # torch.save has filled the temp file; the rename comes next
         save(self, *args, **kwargs)
 
     AtomicCheckpointIO.save_checkpoint = dying_save

@@ -57,7 +57,9 @@ def reference(tmp_path_factory):
 
 # (where the kill happens, the global step of the last.ckpt the resume starts from)
 KILLS = [
-    pytest.param("save=6", 8, id="in-save"),  # inside the 6th save (epoch 1's last.ckpt): temp file written, no rename
+    # inside the 5th file write (last.ckpt at step 16; epoch ends 6 and 18 write best.ckpt and link last.ckpt
+    # to it): the temp file is written, not renamed; the resume starts from epoch 1's linked last.ckpt
+    pytest.param("save=5", 12, id="in-save"),
     pytest.param("step=7", 6, id="after-epoch", marks=pytest.mark.slow),  # resume at an epoch boundary
     pytest.param("val_epoch=2", 16, id="in-val", marks=pytest.mark.slow),  # resume mid-epoch from step 16
 ]

@@ -105,11 +105,12 @@ def build_callbacks(cfg: dict[str, Any], model: Any, run_dir: Path, has_logger: 
     monitor = cb["checkpoint"]["monitor"] or default_monitor
     mode = cb["checkpoint"]["mode"] or (default_mode if monitor == default_monitor else "min")
     ckpt_dir = run_dir / "checkpoints"
+    best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor, mode=mode, save_top_k=1,
+                           auto_insert_metric_name=False, enable_version_counter=False,
+                           every_n_epochs=cb["checkpoint"]["every_n_epochs"])
     callbacks = [
-        ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor, mode=mode, save_top_k=1,
-                        auto_insert_metric_name=False, enable_version_counter=False,
-                        every_n_epochs=cb["checkpoint"]["every_n_epochs"]),
-        *last_checkpoints(ckpt_dir, cb["checkpoint"]["every_n_train_steps"]),  # each epoch, and every N steps
+        best,  # before last.ckpt's callbacks: an improving epoch's last.ckpt links to best.ckpt
+        *last_checkpoints(ckpt_dir, cb["checkpoint"]["every_n_train_steps"], best),  # each epoch, every N steps
         SaveConfig(cfg),
         Samples(cfg["callbacks"]["samples_every_n_epochs"]),
         ResumeState(),  # RNG + logger cursors in each checkpoint, so a resume is exact

@@ -138,9 +138,14 @@ class FiniteLoss(L.Callback):
             )
 
 
-def last_checkpoints(ckpt_dir: Path, every_n_train_steps: int | None) -> list[L.Callback]:
-    """Return the callbacks keeping ckpt_dir/last.ckpt: after each epoch, and every N steps when asked."""
+def last_checkpoints(ckpt_dir: Path, every_n_train_steps: int | None, best: L.Callback | None = None) -> list[L.Callback]:
+    """Return the callbacks keeping ckpt_dir/last.ckpt: after each epoch, and every N steps when asked.
+
+    The epoch-end one links to `best` (a ModelCheckpoint) instead of writing again when best was just saved.
+    """
     from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from zoo.checkpoint import LastCheckpoint
 
     class MidEpochCheckpoint(ModelCheckpoint):
         """Step-based saves, except on an epoch's last batch: the epoch-end save after validation covers it.
@@ -153,7 +158,7 @@ def last_checkpoints(ckpt_dir: Path, every_n_train_steps: int | None) -> list[L.
                 super().on_train_batch_end(trainer, *args)
 
     common = {"dirpath": ckpt_dir, "filename": "last", "save_top_k": 1, "enable_version_counter": False}
-    callbacks: list[L.Callback] = [ModelCheckpoint(**common, every_n_epochs=1)]
+    callbacks: list[L.Callback] = [LastCheckpoint(best, **common, every_n_epochs=1)]
     if every_n_train_steps:
         callbacks.append(MidEpochCheckpoint(**common, every_n_train_steps=every_n_train_steps))
     return callbacks
