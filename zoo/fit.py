@@ -187,7 +187,7 @@ def fit(cfg: dict[str, Any], run_dir: Path | None = None) -> dict[str, Any]:
     try:
         start_loggers(loggers, cfg, model, cursor)
         if cfg["model"]["compile"]:
-            model = torch.compile(model)
+            model.compile_for_training()
         start = time.perf_counter()
         trainer.fit(model, datamodule=datamodule, ckpt_path=str(resume_ckpt) if resume_ckpt else None)
         fit_seconds = time.perf_counter() - start

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 # Bump when the judge's architecture or training changes, so stale cached judges are not reused.
-JUDGE_RECIPE = "cnn32-64-bn/onecycle3e-3/epochs20/bs64/noise0.05/seed0/v3"
+JUDGE_RECIPE = "cnn32-64-bn/onecycle3e-3/epochs40/bs64/noise0.05-joint/seed0/v4"
 CONFIDENCE = 0.9
 OUTLIER_WEIGHT = 0.05
 
@@ -74,7 +74,7 @@ def _outliers(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
 
 
 def train_judge(x: torch.Tensor, y: torch.Tensor, num_classes: int, device: torch.device | str = "cpu",
-                epochs: int = 20, batch_size: int = 64) -> Judge:
+                epochs: int = 40, batch_size: int = 64) -> Judge:
     """Return a Judge trained on images `x` in [0, 1] with labels `y`, deterministically (seed 0)."""
     x, y = x.float(), y.long()
     std, mean = torch.std_mean(x, dim=(0, 2, 3))
@@ -94,11 +94,13 @@ def train_judge(x: torch.Tensor, y: torch.Tensor, num_classes: int, device: torc
                 if len(idx) < 2:  # BatchNorm needs two samples
                     continue
                 xb = x[idx].to(device)
-                loss = F.cross_entropy(judge.head(judge(xb)), y[idx].to(device))
                 # Outlier exposure: non-digits should get a flat softmax, so that "confident" means
                 # "looks like a real sample" and not merely "is far from every decision boundary".
-                logp = judge.head(judge(_outliers(xb, g))).log_softmax(-1)
-                loss = loss - OUTLIER_WEIGHT * logp.mean()
+                # Real and outlier images share one batch: BatchNorm's running statistics must
+                # describe the batches it normalised in training, or eval-mode accuracy drops.
+                logits = judge.head(judge(torch.cat([xb, _outliers(xb, g)])))
+                n = len(xb)
+                loss = F.cross_entropy(logits[:n], y[idx].to(device)) - OUTLIER_WEIGHT * logits[n:].log_softmax(-1).mean()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

@@ -67,6 +67,10 @@ class ZooModel(L.LightningModule):
             return x
         return (x - self.input_mean) / self.input_std
 
+    def compile_for_training(self) -> None:
+        """Apply `torch.compile` to the hot path of a training step (`model.compile=true`): here, `forward`."""
+        self.compile()
+
     def configure_optimizers(self) -> Any:
         optimizer = build_optimizer(self, self.optim)
         scheduler = build_scheduler(optimizer, self.optim.get("scheduler", {}), self.trainer.estimated_stepping_batches)
@@ -97,7 +101,16 @@ class TaskModel(ZooModel):
             stats = getattr(self.spec, name)
             self.register_buffer(name, torch.tensor(stats, dtype=torch.float32) if stats else None, persistent=False)
 
+    def compile_for_training(self) -> None:
+        """Compile forward and loss as one graph, so that the compiler fuses the loss into the output layer."""
+        self.forward_loss = torch.compile(self.forward_loss)
+
     # -- task maths ---------------------------------------------------------------------------
+    def forward_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (outputs, mean loss) of a batch: the part of a step that `model.compile=true` compiles."""
+        out = self(x)
+        return out, self.loss(out, y)
+
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Return the mean training loss of outputs `out` against targets `y`."""
         if self.spec.task == "classification":
@@ -119,8 +132,7 @@ class TaskModel(ZooModel):
     # -- Lightning steps ----------------------------------------------------------------------
     def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
         x, y = batch
-        out = self(x)
-        loss = self.loss(out, y)
+        out, loss = self.forward_loss(x, y)
         out = out.detach()
         if self.spec.task == "language_modeling":
             count = (y != self.ignore_index).sum()

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The GPU checks of the issues, in one run on a CUDA machine whose Python already has torch,
+# lightning, torchmetrics and scikit-learn (wheels for anything else in .whl/, e.g. omegaconf):
+#
+#   bash scripts/gpu_checks.sh [OUT_DIR]
+#
+# 1. digits_cnn trained on the GPU (issue 3)      2. bench_overhead on the GPU (issue 3)
+# 3. bench_lm, GPT-2-124M shape, compile + bf16 (issue 4)
+# 4. bench_generative: DCGAN and conv VAE on 28x28 digits, GPU vs CPU steps/s (issue 5)
+# 5. digits_gan trained on the GPU (issue 5)
+# Each step has its own time limit, so one slow step does not hide the others' figures.
+set -u
+out=${1:-${OUT:-gpu-checks}}
+mkdir -p "$out"
+if ls .whl/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl || exit 1
+  export PYTHONPATH=/tmp/site:${PYTHONPATH:-}
+fi
+export PYTHONPATH=$PWD:${PYTHONPATH:-} PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+python3 -c "import torch, lightning; print('torch', torch.__version__, 'lightning', lightning.__version__, torch.cuda.get_device_name())"
+
+step() {  # step NAME SECONDS COMMAND...
+  local name=$1 limit=$2; shift 2
+  echo; echo "=== $name"
+  local t0=$SECONDS
+  timeout "$limit" "$@" >"$out/$name.log" 2>&1
+  local rc=$?
+  grep -v -e "^GPU available" -e "^TPU available" -e "^LOCAL_RANK" -e "Warning" -e "warn(" "$out/$name.log" | tail -n 25
+  echo "=== $name: exit $rc in $((SECONDS - t0)) s"
+}
+
+step digits_cnn_gpu 90 python3 -m zoo.fit --config configs/experiment/digits_cnn.yaml trainer.accelerator=gpu \
+  trainer.enable_progress_bar=false run.dir="$out/runs"
+step bench_overhead_gpu 120 python3 scripts/bench_overhead.py --device cuda --repeats 3
+step bench_lm_gpu 210 python3 scripts/bench_lm.py --preset gpt2-124m --compile --repeats 3
+step bench_generative 90 python3 scripts/bench_generative.py
+step digits_gan_gpu 80 python3 -m zoo.fit --config configs/experiment/digits_gan.yaml trainer.accelerator=gpu \
+  trainer.enable_progress_bar=false run.dir="$out/runs"
+rm -rf "$out/runs"
