@@ -115,22 +115,45 @@ def _results(run_dir: Path) -> dict:
     return json.loads((run_dir / "results.json").read_text())["test"]
 
 
-def test_non_finite_loss_stops_with_message_and_keeps_last_good_checkpoint(tmp_path, monkeypatch, capsys):
-    from zoo.fit import main
+def poison_mlp_from_step(monkeypatch, step: int) -> None:
     from zoo.models.mlp import MLP
 
     forward = MLP.forward
 
-    def poisoned(self, x):  # the loss turns NaN at step 8, in epoch 1
+    def poisoned(self, x):  # the loss turns NaN from `step` on
         out = forward(self, x)
-        return out * float("nan") if self.training and self.trainer.global_step >= 8 else out
+        return out * float("nan") if self.training and self.trainer.global_step >= step else out
 
     monkeypatch.setattr(MLP, "forward", poisoned)
+
+
+def test_non_finite_loss_stops_with_message_and_keeps_last_good_checkpoint(tmp_path, monkeypatch, capsys):
+    from zoo.fit import main
+
+    poison_mlp_from_step(monkeypatch, 8)  # in epoch 1
     code = main([*ARGS[:-1], "logger=csv", f"run.dir={tmp_path}"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert err[-1].startswith("error: Non-finite loss (nan) at epoch 1, step 8: training stopped (last good checkpoint:")
     assert "Traceback" not in "\n".join(err)
+    last = read_checkpoint(run_dir_under(tmp_path) / "checkpoints" / "last.ckpt")
+    assert last["global_step"] == 8
+    assert all(torch.isfinite(v).all() for v in last["state_dict"].values())
+
+
+def test_deferred_finite_check_never_saves_bad_weights(tmp_path, monkeypatch, capsys):
+    """The accelerator mode (flag read every N steps) stops at the next save, before it writes."""
+    from functools import partial
+
+    import zoo.resume
+    from zoo.fit import main
+
+    monkeypatch.setattr(zoo.resume, "FiniteLoss", partial(zoo.resume.FiniteLoss, check_every=50))
+    poison_mlp_from_step(monkeypatch, 9)  # the next save, every 4 steps, comes at step 12
+    code = main([*ARGS[:-1], "logger=csv", f"run.dir={tmp_path}"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err[-1].startswith("error: Non-finite loss at epoch 1, a step between 8 and 12: training stopped"), err[-1]
     last = read_checkpoint(run_dir_under(tmp_path) / "checkpoints" / "last.ckpt")
     assert last["global_step"] == 8
     assert all(torch.isfinite(v).all() for v in last["state_dict"].values())

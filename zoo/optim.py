@@ -43,9 +43,7 @@ def build_optimizer(module: nn.Module, cfg: dict[str, Any]) -> torch.optim.Optim
     if name == "sgd":
         return torch.optim.SGD(groups, lr=cfg["lr"], momentum=cfg["momentum"], nesterov=cfg["nesterov"])
     cls = torch.optim.AdamW if name == "adamw" else torch.optim.Adam
-    # On CUDA the fused kernel updates every tensor in one launch; elsewhere torch's default (foreach).
-    fused = all(p.is_cuda for group in groups for p in group["params"]) or None
-    return cls(groups, lr=cfg["lr"], betas=tuple(cfg["betas"]), eps=cfg["eps"], fused=fused)
+    return cls(groups, lr=cfg["lr"], betas=tuple(cfg["betas"]), eps=cfg["eps"])
 
 
 def lr_factor(step: int, total: int, name: str, warmup: int, min_ratio: float, step_size: int, gamma: float) -> float:

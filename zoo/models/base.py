@@ -13,6 +13,7 @@ per-step overhead low and makes DDP reduction exact.
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any, ClassVar
 
@@ -51,6 +52,13 @@ class ZooModel(L.LightningModule):
             stats = getattr(self.spec, name)
             value = torch.tensor(stats, dtype=torch.float32).view(shape) if stats else None
             self.register_buffer(name, value, persistent=False)
+
+    def save_hyperparameters(self, *args: Any, ignore: Any = None, frame: Any = None, logger: bool = False) -> None:
+        """Lightning's `save_hyperparameters`, with `logger=False` by default: `zoo.fit` logs the whole
+        resolved config to every logger once, so the model's own copy would only duplicate it (and
+        the CSV logger would re-dump it to hparams.yaml at every flush)."""
+        frame = frame or inspect.currentframe().f_back
+        super().save_hyperparameters(*args, ignore=ignore, frame=frame, logger=logger)
 
     @classmethod
     def supports_data(cls, modality: str, task: str) -> bool:
