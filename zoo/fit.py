@@ -145,7 +145,6 @@ def fit(cfg: dict[str, Any], run_dir: Path | None = None) -> dict[str, Any]:
     With `run_dir` (a previous run), training continues from its checkpoints/last.ckpt.
     """
     import lightning as L
-    import torch
     from lightning.pytorch.utilities import rank_zero_only
 
     from zoo.checkpoint import AtomicCheckpointIO
