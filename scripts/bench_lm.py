@@ -26,7 +26,7 @@ PRESETS: dict[str, dict[str, int]] = {
     # T = context, B = batch size, V = vocabulary (bytes; GPT-2 pads 50257 up to 50304)
     "tiny": {"T": 64, "d_model": 64, "n_layer": 2, "n_head": 2, "V": 256, "B": 16, "steps": 30, "warmup": 5},
     "small": {"T": 256, "d_model": 384, "n_layer": 6, "n_head": 6, "V": 256, "B": 32, "steps": 20, "warmup": 5},
-    "gpt2-124m": {"T": 1024, "d_model": 768, "n_layer": 12, "n_head": 12, "V": 50304, "B": 16, "steps": 50,
+    "gpt2-124m": {"T": 1024, "d_model": 768, "n_layer": 12, "n_head": 12, "V": 50304, "B": 32, "steps": 50,
                   "warmup": 10},
 }
 # Dense bf16 tensor-core peaks (FLOP/s) by GPU name; --peak-tflops overrides.
