@@ -79,6 +79,32 @@ class ZooModel(L.LightningModule):
         """Apply `torch.compile` to the hot path of a training step (`model.compile=true`): here, `forward`."""
         self.compile()
 
+    # -- Lightning steps: each stage runs `_shared_step(batch, stage)` per batch, `_log_epoch(stage)` at its end
+    def _shared_step(self, batch: Any, stage: str) -> torch.Tensor | None:
+        """Return the loss of a batch in `stage` ("train", "val" or "test") and update that stage's metrics."""
+        raise NotImplementedError
+
+    def _log_epoch(self, stage: str) -> None:
+        """Log the metrics that `stage` gathered over the epoch, then reset them (nothing by default)."""
+
+    def training_step(self, batch, batch_idx):
+        return self._shared_step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._shared_step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._shared_step(batch, "test")
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch("test")
+
     def configure_optimizers(self) -> Any:
         optimizer = build_optimizer(self, self.optim)
         scheduler = build_scheduler(optimizer, self.optim.get("scheduler", {}), self.trainer.estimated_stepping_batches)
@@ -175,24 +201,6 @@ class TaskModel(ZooModel):
         headline = {f"{stage}/loss", f"{stage}/acc"}  # keep the progress bar short
         for name, value in values.items():
             self.log(name, value, prog_bar=stage == "val" and name in headline)
-
-    def training_step(self, batch, batch_idx):
-        return self._shared_step(batch, "train")
-
-    def validation_step(self, batch, batch_idx):
-        self._shared_step(batch, "val")
-
-    def test_step(self, batch, batch_idx):
-        self._shared_step(batch, "test")
-
-    def on_train_epoch_end(self) -> None:
-        self._log_epoch("train")
-
-    def on_validation_epoch_end(self) -> None:
-        self._log_epoch("val")
-
-    def on_test_epoch_end(self) -> None:
-        self._log_epoch("test")
 
     def predict_step(self, batch, batch_idx=0):
         x = batch[0] if isinstance(batch, (tuple, list)) else batch

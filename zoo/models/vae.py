@@ -189,9 +189,6 @@ class VAE(GenerativeModel):
                 self.log(f"{stage}/{name}", metric.compute(), prog_bar=stage == "val" and name == "elbo")
                 metric.reset()
 
-    def training_step(self, batch, batch_idx):
-        return self._shared_step(batch, "train")
-
     def validation_step(self, batch, batch_idx):
         if batch_idx == 0:
             self._eval["preview"] = [batch]  # real images for the reconstruction grid
@@ -200,12 +197,6 @@ class VAE(GenerativeModel):
     def test_step(self, batch, batch_idx):
         super().test_step(batch, batch_idx)
         self._shared_step(batch, "test")
-
-    def on_train_epoch_end(self) -> None:
-        self._log_epoch("train")
-
-    def on_validation_epoch_end(self) -> None:
-        self._log_epoch("val")
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test")
