@@ -1,0 +1,39 @@
+"""The benchmark scripts still run end to end (tiny sizes; their figures are not checked here:
+timings on a shared machine are noise, see the scripts' docstrings and docs for measured figures)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def run_script(*args: str) -> str:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
+def test_bench_overhead_prints_a_ratio_per_batch_size():
+    out = run_script("scripts/bench_overhead.py", "--epochs", "1", "--repeats", "1", "--batch-sizes", "256")
+    assert re.search(r"batch  256: hand \d+\.\d+s  zoo \d+\.\d+s  ratio zoo/hand median \d+\.\d+", out), out
+
+
+def test_bench_lm_prints_tokens_per_second_and_ratio():
+    out = run_script("scripts/bench_lm.py", "--steps", "3", "--repeats", "1")
+    assert re.search(r"median tokens/s: zoo [\d,]+  hand [\d,]+", out), out
+    assert re.search(r"median ratio zoo/hand \(step time\): \d+\.\d+", out), out
+
+
+def test_bench_generative_prints_steps_per_second():
+    out = run_script("scripts/bench_generative.py", "--steps", "2", "--warmup", "1", "--size", "12",
+                     "--batch-size", "32", "--devices", "cpu")
+    assert re.search(r"gan\s+\d+\.\d+", out) and re.search(r"vae\s+\d+\.\d+", out), out
