@@ -96,6 +96,27 @@ def test_vae_and_gan_specific_errors():
         GAN(image_spec(), loss="hinj")
 
 
+def test_gan_minibatch_std_and_ema_warmup():
+    """The batch-std feature is the std across each group of samples; D accepts any batch size with it."""
+    from zoo.models.gan import MinibatchStd
+
+    out = MinibatchStd(4)(torch.arange(8.0).view(8, 1))  # groups {0, 2, 4, 6} and {1, 3, 5, 7}
+    assert torch.allclose(out[:, 1], torch.full((8,), 5.0**0.5))
+    for arch in ("mlp", "conv"):
+        model = GAN(image_spec(), arch=arch, minibatch_std=4, conditional=True, ema_decay=0.999, ema_warmup=True)
+        for n in (8, 6, 1):
+            assert model.discriminator(torch.rand(n, 1, 8, 8), torch.arange(n) % 10).shape == (n,)
+        before = [p.clone() for p in model.generator_ema.parameters()]
+        with torch.no_grad():
+            for p in model.generator.parameters():
+                p.add_(1.0)
+        model.update_ema()  # step 0 of the warmup: decay 0.1, not 0.999
+        moved = [float((a - b).mean()) for a, b in zip(model.generator_ema.parameters(), before)]
+        assert all(abs(m - 0.9) < 1e-4 for m in moved), moved
+    with pytest.raises(ConfigError, match="minibatch_std >= 0"):
+        GAN(image_spec(), minibatch_std=-1)
+
+
 def test_conditional_on_regression_data_fails_before_training(tmp_path):
     cfg = validate({"model": {"name": "vae", "conditional": True}, "data": {"name": "diabetes"},
                     "run": {"dir": str(tmp_path)}})
@@ -239,13 +260,15 @@ def test_digits_cvae_draws_the_asked_digit_and_cli_sample(tmp_path, monkeypatch,
 
 @pytest.mark.slow
 def test_digits_gan_samples_are_confident_digits_of_every_class(tmp_path, monkeypatch, shared_home):
-    results = trained("digits_gan", tmp_path, monkeypatch, shared_home, "trainer.max_epochs=40")
+    # The shipped recipe at 150 of its 250 epochs (CI-sized, ~70 s on one core), cosine decay included.
+    results = trained("digits_gan", tmp_path, monkeypatch, shared_home, "trainer.max_epochs=150")
     test = results["test"]
-    # The issue asked for >= 0.7 confident samples; this judge gives only ~0.77 of *real* test digits
-    # confidence >= 0.9 (test/confident_real), and the GAN reaches ~0.3-0.37: see docs/generative.md.
-    assert test["test/confident"] >= 0.25, test  # of 1,000 samples, judge confidence >= 0.9
+    # The issue's bar is >= 0.7 confident samples; the judge is confident on 0.908 of *real* test digits
+    # (test/confident_real). The shipped 250-epoch config reaches 0.79 (0.78 with seed 1); this
+    # 150-epoch run measured 0.72, too close to 0.7 to assert it, so it asserts 0.6 (docs/generative.md).
+    assert test["test/confident"] >= 0.6, test  # of 1,000 samples, judge confidence >= 0.9
     assert test["test/classes"] == 10, test  # confident samples of every digit: no mode collapse
-    assert test["test/fid"] < 10, test  # an untrained generator scores ~125
+    assert test["test/fid"] < 4, test  # measured 2.0; an untrained generator scores ~125
     assert results["best_ckpt"].endswith("best.ckpt")
     assert list((tmp_path / "runs" / "digits_gan").glob("*/checkpoints/last.ckpt"))
 

@@ -35,6 +35,26 @@ class LeakyReLU(nn.LeakyReLU):
         super().__init__(0.2)
 
 
+class MinibatchStd(nn.Module):
+    """Append one feature: the mean std of the features across groups of `group` samples (ProGAN/StyleGAN).
+
+    A discriminator that sees how varied a batch is can tell a mode-collapsed fake batch from a
+    real one, so the generator is pushed to cover the data. Works on (B, F) and (B, C, H, W);
+    a batch that `group` does not divide is one group.
+    """
+
+    def __init__(self, group: int) -> None:
+        super().__init__()
+        self.group = group
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b = len(x)
+        g = self.group if b % self.group == 0 else b
+        std = (x.reshape(g, b // g, *x.shape[1:]).var(0, unbiased=False) + 1e-8).sqrt()  # (B/G, ...)
+        s = std.flatten(1).mean(1).repeat(g)  # sample i belongs to group i % (B/G)
+        return torch.cat([x, s.view(b, 1, *[1] * (x.dim() - 2)).expand(b, 1, *x.shape[2:])], 1)
+
+
 class Generator(nn.Module):
     """(z, one-hot labels) -> model-space sample: [0, 1] images or standardised table rows."""
 
@@ -80,7 +100,12 @@ class GAN(GenerativeModel):
         d_steps: discriminator steps per generator step.
         d_lr_ratio: discriminator learning rate = optim.lr * d_lr_ratio.
         ema_decay: keep an exponential moving average of the generator for sampling (0 disables).
+        ema_warmup: ramp the EMA decay up as min(ema_decay, (1 + n) / (10 + n)) after n generator
+            steps (as TensorFlow's ExponentialMovingAverage with num_updates), so that a high
+            decay does not keep the random initial weights in the average for hundreds of epochs.
         spectral_norm: spectral normalisation of the discriminator's layers (SN-GAN).
+        minibatch_std: group size of a minibatch-standard-deviation feature before the
+            discriminator's last layer (ProGAN), against mode collapse; 0 disables it.
         conditional: generate for chosen class labels (classification data only).
     """
 
@@ -97,7 +122,9 @@ class GAN(GenerativeModel):
         d_steps: int = 1,
         d_lr_ratio: float = 1.0,
         ema_decay: float = 0.0,
+        ema_warmup: bool = False,
         spectral_norm: bool = False,
+        minibatch_std: int = 0,
         conditional: bool = False,
         optim: dict[str, Any] | None = None,
     ) -> None:
@@ -105,16 +132,21 @@ class GAN(GenerativeModel):
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.loss_name = choose("loss", loss, LOSSES)
-        if d_steps < 1 or not 0 <= ema_decay < 1:
-            raise ConfigError(f"gan needs d_steps >= 1 and 0 <= ema_decay < 1, got {d_steps} and {ema_decay}")
+        if d_steps < 1 or not 0 <= ema_decay < 1 or minibatch_std < 0:
+            raise ConfigError(f"gan needs d_steps >= 1, 0 <= ema_decay < 1 and minibatch_std >= 0, "
+                              f"got {d_steps}, {ema_decay} and {minibatch_std}")
         self.latent_dim, self.gp_weight, self.d_steps = latent_dim, gp_weight, d_steps
-        self.d_lr_ratio, self.ema_decay = d_lr_ratio, ema_decay
+        self.d_lr_ratio, self.ema_decay, self.ema_warmup = d_lr_ratio, ema_decay, ema_warmup
         k, shape, image = self.num_labels, self.spec.input_shape, self.spec.modality == "image"
         # BatchNorm in D would mix real and fake statistics and breaks the gradient penalty; G keeps it.
         if self.arch == "conv":
             sizes = halvings(shape[1:], len(channels))
             c_last, (h, w) = channels[-1], sizes[-1]
             d_body = conv_down(shape[0], list(channels), LeakyReLU)
+            if minibatch_std:  # the last conv reads the batch-std map as one more channel
+                last = d_body[-2]
+                d_body[-2] = nn.Conv2d(last.in_channels + 1, last.out_channels, 3, stride=2, padding=1)
+                d_body.insert(len(d_body) - 2, MinibatchStd(minibatch_std))
             g_body = nn.Sequential(
                 nn.Linear(latent_dim + k, c_last * h * w), nn.BatchNorm1d(c_last * h * w), nn.ReLU(),
                 nn.Unflatten(1, (c_last, h, w)), conv_up(list(channels), sizes, shape[0], nn.ReLU, norm=True, resize=True),
@@ -123,6 +155,10 @@ class GAN(GenerativeModel):
         else:
             hidden = list(hidden)
             d_body = nn.Sequential(nn.Flatten(), mlp([self.data_dim, *hidden], LeakyReLU), LeakyReLU())
+            if minibatch_std:  # the last linear layer reads the batch std as one more input
+                last = d_body[1][-1]
+                d_body[1][-1] = nn.Linear(last.in_features + 1, last.out_features)
+                d_body[1].insert(len(d_body[1]) - 1, MinibatchStd(minibatch_std))
             g_body = nn.Sequential(mlp([latent_dim + k, *reversed(hidden), self.data_dim], nn.ReLU, norm=True),
                                    nn.Unflatten(1, tuple(shape)))
             width = hidden[-1]
@@ -225,8 +261,12 @@ class GAN(GenerativeModel):
         """Move the EMA generator towards the trained one (buffers such as BatchNorm stats are copied)."""
         if self.generator_ema is None:
             return
+        decay = self.ema_decay
+        if self.ema_warmup:  # global_step counts both optimizers: d_steps + 1 steps per generator step
+            n = self.global_step // (self.d_steps + 1)
+            decay = min(decay, (1 + n) / (10 + n))
         for p_ema, p in zip(self.generator_ema.parameters(), self.generator.parameters()):
-            p_ema.lerp_(p, 1 - self.ema_decay)
+            p_ema.lerp_(p, 1 - decay)
         for b_ema, b in zip(self.generator_ema.buffers(), self.generator.buffers()):
             b_ema.copy_(b)
 
