@@ -145,7 +145,8 @@ class GAN(GenerativeModel):
             d_body = conv_down(shape[0], list(channels), LeakyReLU)
             if minibatch_std:  # the last conv reads the batch-std map as one more channel
                 last = d_body[-2]
-                d_body[-2] = nn.Conv2d(last.in_channels + 1, last.out_channels, 3, stride=2, padding=1)
+                d_body[-2] = nn.Conv2d(last.in_channels + 1, last.out_channels, last.kernel_size, last.stride,
+                                       last.padding, bias=last.bias is not None)
                 d_body.insert(len(d_body) - 2, MinibatchStd(minibatch_std))
             g_body = nn.Sequential(
                 nn.Linear(latent_dim + k, c_last * h * w), nn.BatchNorm1d(c_last * h * w), nn.ReLU(),
@@ -157,7 +158,7 @@ class GAN(GenerativeModel):
             d_body = nn.Sequential(nn.Flatten(), mlp([self.data_dim, *hidden], LeakyReLU), LeakyReLU())
             if minibatch_std:  # the last linear layer reads the batch std as one more input
                 last = d_body[1][-1]
-                d_body[1][-1] = nn.Linear(last.in_features + 1, last.out_features)
+                d_body[1][-1] = nn.Linear(last.in_features + 1, last.out_features, bias=last.bias is not None)
                 d_body[1].insert(len(d_body[1]) - 1, MinibatchStd(minibatch_std))
             g_body = nn.Sequential(mlp([latent_dim + k, *reversed(hidden), self.data_dim], nn.ReLU, norm=True),
                                    nn.Unflatten(1, tuple(shape)))
