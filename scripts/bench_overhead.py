@@ -2,13 +2,20 @@
 
     python scripts/bench_overhead.py [--epochs 20] [--repeats 5] [--batch-sizes 64 256] [--device cpu]
 
-Each repeat runs the hand loop and `zoo.fit` back to back (paired, alternating order), each
-training from the same initial weights with one CPU thread, and each doing the same work per
+Each repeat runs the hand loop, `zoo.fit` and the Lightning floor (below) back to back (paired,
+rotating which goes first), with one CPU thread, each doing the same work per
 epoch: a shuffled pass over the train split with AdamW, a validation pass that computes loss and
 accuracy, and a checkpoint of model + optimizer written atomically (temp file, then rename).
 zoo's time is `trainer.fit` as `zoo.fit` runs it (in-memory loader, metrics, last.ckpt and
 best.ckpt, CSV logging); its test pass is excluded, as is the hand loop's setup.
-Prints the median ratio zoo/hand per batch size. Targets: <= 1.03 at 256, <= 1.08 at 64.
+
+A third contender, "floor", is the least a Lightning Trainer can do for the same work: a bare
+LightningModule around the same CNN and loader, no logger, no metrics objects, no callbacks but
+one `trainer.save_checkpoint` per epoch. floor/hand is what Lightning's own loop costs, which
+no Lightning-based trainer can go below; zoo/floor is what zoo adds on top of it.
+
+Prints the median ratios zoo/hand, floor/hand and zoo/floor per batch size.
+Targets for zoo/hand: <= 1.03 at 256, <= 1.08 at 64.
 """
 
 from __future__ import annotations
@@ -75,6 +82,51 @@ def zoo_fit(epochs: int, batch_size: int, lr: float, device: str, root: str) -> 
     return fit(cfg)["fit_seconds"]
 
 
+def lightning_floor(model: torch.nn.Module, splits: dict, epochs: int, batch_size: int, lr: float, device: str,
+                    root: str) -> float:
+    """Train with a bare Lightning Trainer doing the hand loop's work; return trainer.fit's wall time."""
+    import lightning as L
+
+    from zoo.data.base import InMemoryLoader
+    from zoo.optim import build_optimizer
+
+    class Bare(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = model
+
+        def training_step(self, batch, batch_idx):
+            return F.cross_entropy(self.net(batch[0]), batch[1])
+
+        def validation_step(self, batch, batch_idx):
+            out = self.net(batch[0])
+            self.val_sums += torch.stack([F.cross_entropy(out, batch[1], reduction="sum"), (out.argmax(1) == batch[1]).sum()])
+
+        def on_validation_epoch_start(self) -> None:
+            self.val_sums = torch.zeros(2, device=self.device)
+
+        def on_validation_epoch_end(self) -> None:
+            self.val_sums.tolist()  # the hand loop reads its sums back too
+
+        def configure_optimizers(self):
+            return build_optimizer(self, {"name": "adamw", "lr": lr})
+
+    class SaveEachEpoch(L.Callback):
+        def on_validation_end(self, trainer, pl_module) -> None:
+            trainer.save_checkpoint(Path(root) / "floor.ckpt")
+
+    (x, y), (xv, yv) = [tuple(t.to(device) for t in splits[s]) for s in ("train", "val")]
+    trainer = L.Trainer(max_epochs=epochs, accelerator="gpu" if device == "cuda" else device, devices=1,
+                        logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, num_sanity_val_steps=0, callbacks=[SaveEachEpoch()])
+    train = InMemoryLoader(x, y, batch_size, shuffle=True, epoch=lambda: trainer.current_epoch, drop_uneven=True)
+    start = time.perf_counter()
+    trainer.fit(Bare(), train, InMemoryLoader(xv, yv, batch_size))
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=20)
@@ -95,27 +147,37 @@ def main() -> None:
 
     dm = Digits()
     splits = {s: dm.split(s) for s in ("train", "val")}
+
+    def fresh_cnn(seed: int) -> CNN:
+        torch.manual_seed(seed)  # the same initial weights for every contender of a repeat
+        return CNN(dm.spec.to_dict(), channels=[32, 64])
+
     device = "gpu" if args.device == "cuda" else args.device
     print(f"digits CNN, {args.epochs} epochs, {args.repeats} paired repeats, 1 thread, device {args.device}")
     for bs in args.batch_sizes:
-        ratios, hands, zoos = [], [], []
+        runs = {
+            "hand": lambda r: hand_loop(fresh_cnn(r), splits, args.epochs, bs, args.lr, args.device, root),
+            "zoo": lambda r: zoo_fit(args.epochs, bs, args.lr, device, root),
+            "floor": lambda r: lightning_floor(fresh_cnn(r), splits, args.epochs, bs, args.lr, args.device, root),
+        }
+        times = {name: [] for name in runs}
         with tempfile.TemporaryDirectory() as root:
             zoo_fit(1, bs, args.lr, device, root)  # warm-up: imports, allocator, first-call costs
-            hand_loop(CNN(dm.spec.to_dict(), channels=[32, 64]), splits, 1, bs, args.lr, args.device, root)
+            hand_loop(fresh_cnn(0), splits, 1, bs, args.lr, args.device, root)
+            lightning_floor(fresh_cnn(0), splits, 1, bs, args.lr, args.device, root)
             for r in range(args.repeats):
-                torch.manual_seed(r)
-                model = CNN(dm.spec.to_dict(), channels=[32, 64])
-                if r % 2:
-                    z = zoo_fit(args.epochs, bs, args.lr, device, root)
-                    h = hand_loop(model, splits, args.epochs, bs, args.lr, args.device, root)
-                else:
-                    h = hand_loop(model, splits, args.epochs, bs, args.lr, args.device, root)
-                    z = zoo_fit(args.epochs, bs, args.lr, device, root)
-                hands.append(h)
-                zoos.append(z)
-                ratios.append(z / h)
-        print(f"batch {bs:4d}: hand {statistics.median(hands):.3f}s  zoo {statistics.median(zoos):.3f}s  "
-              f"ratio zoo/hand median {statistics.median(ratios):.3f} (min {min(ratios):.3f}, max {max(ratios):.3f})")
+                order = list(runs)[r % 3:] + list(runs)[: r % 3]  # rotate who goes first
+                for name in order:
+                    times[name].append(runs[name](r))
+
+        def ratio(a: str, b: str) -> str:
+            rs = [x / y for x, y in zip(times[a], times[b])]
+            return f"{statistics.median(rs):.3f} (min {min(rs):.3f}, max {max(rs):.3f})"
+
+        print(f"batch {bs:4d}: hand {statistics.median(times['hand']):.3f}s  zoo {statistics.median(times['zoo']):.3f}s  "
+              f"ratio zoo/hand median {ratio('zoo', 'hand')}\n"
+              f"            floor {statistics.median(times['floor']):.3f}s  ratio floor/hand median {ratio('floor', 'hand')}  "
+              f"zoo/floor median {ratio('zoo', 'floor')}")
 
 
 if __name__ == "__main__":

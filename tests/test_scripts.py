@@ -25,6 +25,7 @@ def run_script(*args: str) -> str:
 def test_bench_overhead_prints_a_ratio_per_batch_size():
     out = run_script("scripts/bench_overhead.py", "--epochs", "1", "--repeats", "1", "--batch-sizes", "256")
     assert re.search(r"batch  256: hand \d+\.\d+s  zoo \d+\.\d+s  ratio zoo/hand median \d+\.\d+", out), out
+    assert re.search(r"ratio floor/hand median \d+\.\d+ .*  zoo/floor median \d+\.\d+", out), out
 
 
 def test_bench_lm_prints_tokens_per_second_and_ratio():
