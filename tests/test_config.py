@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -68,6 +69,11 @@ def test_defaults_are_filled_and_plain():
         (["logger.name=tensorbord"], "Unknown logger 'tensorbord'. Did you mean 'tensorboard'"),
         (["model.name=cnnn"], "Unknown model 'cnnn'"),
         (["data.batchsize=3"], "Unknown key 'data.batchsize'. Did you mean 'batch_size'"),
+        (["optim.lr=0"], r"Invalid value for 'optim.lr': must be > 0, got 0.0"),
+        (["optim.betas=[0.9,1.0]"], r"'optim.betas': each item must be in \[0, 1\), got \[0.9, 1.0\]"),
+        (["optim.scheduler.min_lr_ratio=2"], r"'optim.scheduler.min_lr_ratio': must be in \[0, 1\]"),
+        (["callbacks.early_stopping.patience=-1"], "'callbacks.early_stopping.patience': must be >= 0"),
+        (["model.kernel_size=0"], r"'model.kernel_size': must be >= 1, got 0 \(model 'cnn'\)"),
     ],
 )
 def test_bad_values_raise_one_line(overrides, match):
@@ -75,6 +81,50 @@ def test_bad_values_raise_one_line(overrides, match):
     with pytest.raises(ConfigError, match=match) as e:
         validate(load_config([base], overrides))
     assert "\n" not in str(e.value)
+
+
+def bounded_arguments():
+    """(model, argument, an out-of-range value) for every bounded constructor argument in the registry."""
+    import typing
+
+    from zoo.bounds import bound
+    from zoo.registry import MODELS
+
+    for name in MODELS.names():
+        for arg, hint in typing.get_type_hints(MODELS.get(name).__init__, include_extras=True).items():
+            rng, each = bound(hint)
+            if rng is not None:
+                bad = rng.low - 1 if rng.low > -math.inf else rng.high + 1
+                yield name, arg, [bad] if each else bad
+
+
+@pytest.mark.parametrize("model,arg,bad", list(bounded_arguments()))
+def test_out_of_range_model_arguments_fail_validation_and_construction(model, arg, bad):
+    from zoo.registry import DATA, MODELS, compatible_data
+
+    data = compatible_data(model)[0]
+    with pytest.raises(ConfigError, match=rf"Invalid value for 'model.{arg}': .*, got"):
+        validate({"model": {"name": model, arg: bad}, "data": {"name": data}})
+    dm = DATA.build(data)
+    dm.prepare_data()
+    with pytest.raises(ConfigError, match=rf"Invalid value for 'model.{arg}'"):  # the Python API checks too
+        MODELS.build(model, spec=dm.spec.to_dict(), **{arg: bad})
+
+
+def test_every_model_bounds_its_sizes():
+    """Layer sizes and dropout are bounded in every built-in model, so bad values fail before training."""
+    names = {(m, a) for m, a, _ in bounded_arguments()}
+    for model, arg in [("mlp", "hidden"), ("cnn", "channels"), ("cnn", "kernel_size"), ("rnn", "hidden"),
+                       ("transformer", "n_head"), ("vae", "latent_dim"), ("gan", "d_steps"), ("mlp", "dropout")]:
+        assert (model, arg) in names, (model, arg)
+
+
+def test_range_reads_as_users_write_it():
+    from zoo.bounds import PositiveFloat, PositiveInt, Probability, Range, describe
+
+    assert describe(PositiveInt) == "int >= 1" and describe(list[PositiveInt] | None) == "list[int >= 1] | None"
+    assert describe(Probability) == "float in [0, 1)" and describe(PositiveFloat) == "float > 0"
+    assert 0 in Range(0, 1, high_open=True) and 1 not in Range(0, 1, high_open=True) and 1 in Range(0, 1)
 
 
 def test_saved_config_reproduces(tmp_path):

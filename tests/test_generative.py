@@ -113,7 +113,7 @@ def test_gan_minibatch_std_and_ema_warmup():
         model.update_ema()  # step 0 of the warmup: decay 0.1, not 0.999
         moved = [float((a - b).mean()) for a, b in zip(model.generator_ema.parameters(), before)]
         assert all(abs(m - 0.9) < 1e-4 for m in moved), moved
-    with pytest.raises(ConfigError, match="minibatch_std >= 0"):
+    with pytest.raises(ConfigError, match=r"'model.minibatch_std': must be >= 0, got -1"):
         GAN(image_spec(), minibatch_std=-1)
 
 

@@ -49,13 +49,13 @@ REQUIRED = dataclasses.MISSING
 
 def arguments(cls: type) -> list[tuple[str, str, Any]]:
     """Return (name, type, default or REQUIRED) of a class's keyword arguments, except spec and optim."""
+    from zoo.bounds import describe
     from zoo.config import signature_schema
 
     out = []
     for f in dataclasses.fields(signature_schema(cls.__init__)):
         default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-        type_name = getattr(f.type, "__name__", None) if isinstance(f.type, type) else None
-        out.append((f.name, type_name or str(f.type).replace("typing.", ""), default))
+        out.append((f.name, describe(f.type), default))
     return out
 
 

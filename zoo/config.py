@@ -20,26 +20,35 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
+from zoo.bounds import (
+    Fraction,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    Probability,
+    check_bounds,
+)
 from zoo.errors import ConfigError, choose, did_you_mean
 
 
 @dataclass
 class SchedulerConfig:
     name: str = "none"  # none | cosine | linear | step | onecycle
-    warmup_steps: int = 0
-    min_lr_ratio: float = 0.0  # cosine/linear decay floor, as a fraction of lr
-    step_size: int = 1000  # step: decay every this many optimizer steps
-    gamma: float = 0.1
+    warmup_steps: NonNegativeInt = 0
+    min_lr_ratio: Fraction = 0.0  # cosine/linear decay floor, as a fraction of lr
+    step_size: PositiveInt = 1000  # step: decay every this many optimizer steps
+    gamma: PositiveFloat = 0.1
 
 
 @dataclass
 class OptimConfig:
     name: str = "adamw"  # adam | adamw | sgd
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    eps: float = 1e-8
-    momentum: float = 0.9  # sgd only
+    lr: PositiveFloat = 1e-3
+    weight_decay: NonNegativeFloat = 0.0
+    betas: list[Probability] = field(default_factory=lambda: [0.9, 0.999])
+    eps: PositiveFloat = 1e-8
+    momentum: Probability = 0.9  # sgd only
     nesterov: bool = False  # sgd only
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
 
@@ -48,8 +57,8 @@ class OptimConfig:
 class CheckpointConfig:
     monitor: str | None = None  # default: the model's choice (val/loss for every built-in model)
     mode: str | None = None  # min | max
-    every_n_train_steps: int | None = None  # also save last.ckpt every N steps
-    every_n_epochs: int | None = 1
+    every_n_train_steps: NonNegativeInt | None = None  # also save last.ckpt every N steps
+    every_n_epochs: NonNegativeInt | None = 1
 
 
 @dataclass
@@ -57,8 +66,8 @@ class EarlyStoppingConfig:
     enabled: bool = False
     monitor: str | None = None  # default: the checkpoint monitor
     mode: str | None = None
-    patience: int = 5
-    min_delta: float = 0.0
+    patience: NonNegativeInt = 5
+    min_delta: NonNegativeFloat = 0.0
 
 
 @dataclass
@@ -66,7 +75,7 @@ class CallbacksConfig:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     lr_monitor: bool = True
-    samples_every_n_epochs: int = 1  # generative models and LMs write samples this often
+    samples_every_n_epochs: NonNegativeInt = 1  # generative models and LMs write samples this often
 
 
 @dataclass
@@ -123,7 +132,10 @@ def first_line(e: BaseException) -> str:
 
 
 def checked(schema: type, values: Any, where: str) -> dict[str, Any]:
-    """Return `values` merged over the dataclass `schema`'s defaults, or raise a one-line ConfigError."""
+    """Return `values` merged over the dataclass `schema`'s defaults, or raise a one-line ConfigError.
+
+    Checks keys and types (OmegaConf), then the bounds that the schema's type hints declare (zoo.bounds).
+    """
     if not isinstance(values, (dict, DictConfig)):
         raise ConfigError(f"'{where}' must be a mapping, got {values!r}")
     try:
@@ -137,12 +149,23 @@ def checked(schema: type, values: Any, where: str) -> dict[str, Any]:
     except OmegaConfBaseException as e:
         key = f"{where}.{e.full_key}" if where and e.full_key else (e.full_key or where)
         raise ConfigError(f"Invalid value for '{key}': {first_line(e)}") from None
-    return OmegaConf.to_container(merged, resolve=True)
+    out = OmegaConf.to_container(merged, resolve=True)
+    check_schema_bounds(schema, out, f"{where}." if where else "")
+    return out
+
+
+def check_schema_bounds(schema: type, values: dict[str, Any], prefix: str) -> None:
+    """Check `values` against the bounds in a dataclass's hints, and in those of its nested dataclasses."""
+    hints = typing.get_type_hints(schema, include_extras=True)
+    check_bounds(hints, values, prefix)
+    for name, hint in hints.items():
+        if dataclasses.is_dataclass(hint) and isinstance(values.get(name), dict):
+            check_schema_bounds(hint, values[name], f"{prefix}{name}.")
 
 
 def signature_schema(fn: Any, skip: tuple[str, ...] = ("self", "spec", "optim")) -> type:
-    """Return a dataclass with one field per keyword argument of `fn` (types and defaults)."""
-    hints = typing.get_type_hints(fn)
+    """Return a dataclass with one field per keyword argument of `fn` (types, bounds and defaults)."""
+    hints = typing.get_type_hints(fn, include_extras=True)
     fields = []
     for name, p in inspect.signature(fn).parameters.items():
         if name in skip or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):

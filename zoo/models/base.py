@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import typing
 from typing import Any, ClassVar
 
 import lightning as L
@@ -22,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zoo.bounds import check_bounds
 from zoo.optim import build_optimizer, build_scheduler
 from zoo.spec import DataSpec
 from zoo.tasks import STAGES, Totals, build_metrics
@@ -54,11 +56,19 @@ class ZooModel(L.LightningModule):
             self.register_buffer(name, value, persistent=False)
 
     def save_hyperparameters(self, *args: Any, ignore: Any = None, frame: Any = None, logger: bool = False) -> None:
-        """Lightning's `save_hyperparameters`, with `logger=False` by default: `zoo.fit` logs the whole
-        resolved config to every logger once, so the model's own copy would only duplicate it (and
-        the CSV logger would re-dump it to hparams.yaml at every flush)."""
+        """Lightning's `save_hyperparameters`, then a check of the values against the bounds in the
+        constructor's type hints (zoo.bounds), before any layer is built from them.
+
+        `logger=False` by default: `zoo.fit` logs the whole resolved config to every logger once, so
+        the model's own copy would only duplicate it (and the CSV logger would re-dump it to
+        hparams.yaml at every flush)."""
         frame = frame or inspect.currentframe().f_back
         super().save_hyperparameters(*args, ignore=ignore, frame=frame, logger=logger)
+        try:
+            hints = typing.get_type_hints(type(self).__init__, include_extras=True)
+        except (NameError, TypeError):  # hints that only a type checker can resolve: nothing to check
+            return
+        check_bounds(hints, self.hparams, "model.")
 
     @classmethod
     def supports_data(cls, modality: str, task: str) -> bool:

@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo.errors import choose
+from zoo.bounds import PositiveInt, Probability
+from zoo.errors import ConfigError, choose
 from zoo.generation import TextModel
 from zoo.models.base import TaskModel, activation
 from zoo.registry import MODELS
@@ -78,17 +79,19 @@ class CNN(TextModel, TaskModel):
         self,
         spec: dict[str, Any],
         *,
-        channels: list[int] = (32, 64),
-        kernel_size: int = 3,
+        channels: list[PositiveInt] = (32, 64),
+        kernel_size: PositiveInt = 3,
         activation: str = "relu",
         norm: str = "batch",
-        dropout: float = 0.1,
-        embed_dim: int = 32,
+        dropout: Probability = 0.1,
+        embed_dim: PositiveInt = 32,
         optim: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(spec, optim)
         self.save_hyperparameters()
         choose("norm", norm, NORMS)
+        if not channels:
+            raise ConfigError("model.channels needs at least one conv block, got []")
         if self.spec.modality == "tokens":
             self._build_token_layers(list(channels), kernel_size, activation, norm, dropout, embed_dim)
             return

@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo import quality
-from zoo.errors import ConfigError, choose
+from zoo.bounds import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Probability
+from zoo.errors import choose
 from zoo.models.generative import GenerativeModel, conv_down, conv_up, halvings, mlp
 from zoo.optim import build_optimizer, build_scheduler
 from zoo.registry import MODELS
@@ -113,18 +114,18 @@ class GAN(GenerativeModel):
         self,
         spec: dict[str, Any],
         *,
-        latent_dim: int = 32,
+        latent_dim: PositiveInt = 32,
         arch: str = "auto",
-        channels: list[int] = (64, 128),
-        hidden: list[int] = (256, 256),
+        channels: list[PositiveInt] = (64, 128),
+        hidden: list[PositiveInt] = (256, 256),
         loss: str = "nonsaturating",
-        gp_weight: float = 10.0,
-        d_steps: int = 1,
-        d_lr_ratio: float = 1.0,
-        ema_decay: float = 0.0,
+        gp_weight: NonNegativeFloat = 10.0,
+        d_steps: PositiveInt = 1,
+        d_lr_ratio: PositiveFloat = 1.0,
+        ema_decay: Probability = 0.0,
         ema_warmup: bool = False,
         spectral_norm: bool = False,
-        minibatch_std: int = 0,
+        minibatch_std: NonNegativeInt = 0,
         conditional: bool = False,
         optim: dict[str, Any] | None = None,
     ) -> None:
@@ -132,17 +133,14 @@ class GAN(GenerativeModel):
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.loss_name = choose("loss", loss, LOSSES)
-        if d_steps < 1 or not 0 <= ema_decay < 1 or minibatch_std < 0:
-            raise ConfigError(f"gan needs d_steps >= 1, 0 <= ema_decay < 1 and minibatch_std >= 0, "
-                              f"got {d_steps}, {ema_decay} and {minibatch_std}")
         self.latent_dim, self.gp_weight, self.d_steps = latent_dim, gp_weight, d_steps
         self.d_lr_ratio, self.ema_decay, self.ema_warmup = d_lr_ratio, ema_decay, ema_warmup
         k, shape, image = self.num_labels, self.spec.input_shape, self.spec.modality == "image"
         # BatchNorm in D would mix real and fake statistics and breaks the gradient penalty; G keeps it.
         if self.arch == "conv":
+            d_body = conv_down(shape[0], list(channels), LeakyReLU)
             sizes = halvings(shape[1:], len(channels))
             c_last, (h, w) = channels[-1], sizes[-1]
-            d_body = conv_down(shape[0], list(channels), LeakyReLU)
             if minibatch_std:  # the last conv reads the batch-std map as one more channel
                 last = d_body[-2]
                 d_body[-2] = nn.Conv2d(last.in_channels + 1, last.out_channels, last.kernel_size, last.stride,

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from zoo.bounds import PositiveInt, Probability
 from zoo.errors import ConfigError, choose
 from zoo.generation import TextModel
 from zoo.local_models import LOCAL_MODELS, local_model_path
@@ -87,10 +88,10 @@ class HFTransformer(TextModel, TaskModel):
         *,
         arch: str = "auto",
         backbone_path: str | None = None,
-        d_model: int = 128,
-        n_layer: int = 2,
-        n_head: int = 4,
-        dropout: float = 0.1,
+        d_model: PositiveInt = 128,
+        n_layer: PositiveInt = 2,
+        n_head: PositiveInt = 4,
+        dropout: Probability = 0.1,
         pooling: str = "cls",
         hf_config: str | None = None,
         optim: dict[str, Any] | None = None,

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zoo.bounds import PositiveInt, Probability
 from zoo.errors import choose
 from zoo.generation import TextModel
 from zoo.models.base import TaskModel, activation
@@ -58,12 +59,12 @@ class MLP(TextModel, TaskModel):
         self,
         spec: dict[str, Any],
         *,
-        hidden: list[int] = (128, 64),
+        hidden: list[PositiveInt] = (128, 64),
         activation: str = "relu",
         norm: str = "batch",
-        dropout: float = 0.1,
-        embed_dim: int = 32,
-        context: int = 3,
+        dropout: Probability = 0.1,
+        embed_dim: PositiveInt = 32,
+        context: PositiveInt = 3,
         optim: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(spec, optim)

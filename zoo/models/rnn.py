@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from zoo.bounds import PositiveInt, Probability
 from zoo.errors import ConfigError, choose
 from zoo.generation import TextModel
 from zoo.models.base import TaskModel
@@ -48,11 +49,11 @@ class RNN(TextModel, TaskModel):
         spec: dict[str, Any],
         *,
         cell: str = "lstm",
-        hidden: int = 128,
-        layers: int = 1,
+        hidden: PositiveInt = 128,
+        layers: PositiveInt = 1,
         bidirectional: bool = False,
-        dropout: float = 0.1,
-        embed_dim: int = 64,
+        dropout: Probability = 0.1,
+        embed_dim: PositiveInt = 64,
         tie_weights: bool = False,
         optim: dict[str, Any] | None = None,
     ) -> None:

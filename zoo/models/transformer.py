@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zoo.bounds import PositiveInt, Probability
 from zoo.errors import ConfigError, choose
 from zoo.generation import TextModel
 from zoo.models.base import TaskModel
@@ -173,15 +174,15 @@ class Transformer(TextModel, TaskModel):
         self,
         spec: dict[str, Any],
         *,
-        d_model: int = 128,
-        n_layer: int = 4,
-        n_head: int = 4,
-        mlp_ratio: int = 4,
-        dropout: float = 0.1,
+        d_model: PositiveInt = 128,
+        n_layer: PositiveInt = 4,
+        n_head: PositiveInt = 4,
+        mlp_ratio: PositiveInt = 4,
+        dropout: Probability = 0.1,
         bias: bool = True,
         positions: str = "learned",
         pooling: str = "cls",
-        patch_size: int = 2,
+        patch_size: PositiveInt = 2,
         tie_weights: bool = True,
         optim: dict[str, Any] | None = None,
     ) -> None:

@@ -16,6 +16,7 @@ import torchmetrics
 from torch import nn
 
 from zoo import quality
+from zoo.bounds import NonNegativeFloat, NonNegativeInt, PositiveInt
 from zoo.errors import ConfigError, choose
 from zoo.models.generative import GenerativeModel, conv_down, conv_up, halvings, mlp
 from zoo.registry import MODELS
@@ -60,13 +61,13 @@ class VAE(GenerativeModel):
         self,
         spec: dict[str, Any],
         *,
-        latent_dim: int = 16,
+        latent_dim: PositiveInt = 16,
         arch: str = "auto",
-        channels: list[int] = (32, 64),
-        hidden: list[int] = (256, 128),
+        channels: list[PositiveInt] = (32, 64),
+        hidden: list[PositiveInt] = (256, 128),
         likelihood: str = "auto",
-        beta: float = 1.0,
-        kl_warmup_steps: int = 0,
+        beta: NonNegativeFloat = 1.0,
+        kl_warmup_steps: NonNegativeInt = 0,
         conditional: bool = False,
         optim: dict[str, Any] | None = None,
     ) -> None:
@@ -81,9 +82,10 @@ class VAE(GenerativeModel):
         self.beta, self.kl_warmup_steps = beta, kl_warmup_steps
         k, shape = self.num_labels, self.spec.input_shape
         if self.arch == "conv":
+            body = conv_down(shape[0], list(channels), nn.SiLU)
             sizes = halvings(shape[1:], len(channels))
             c_last, (h, w) = channels[-1], sizes[-1]
-            self.encoder = Encoder(conv_down(shape[0], list(channels), nn.SiLU), c_last * h * w, k, latent_dim)
+            self.encoder = Encoder(body, c_last * h * w, k, latent_dim)
             self.decoder = nn.Sequential(
                 nn.Linear(latent_dim + k, c_last * h * w), nn.SiLU(), nn.Unflatten(1, (c_last, h, w)),
                 conv_up(list(channels), sizes, shape[0], nn.SiLU),  # (B, C, H, W) logits or means
