@@ -43,7 +43,7 @@ BAD_CONFIGS = [
     (["--config", str(EXP / "digits_cnn.yaml"), "data.batch_size=0"], ["data.batch_size must be >= 1"]),
     (["--config", str(EXP / "digits_cnn.yaml"), "optim.lr=-1"], ["Invalid value for 'optim.lr': must be > 0"]),
     (["--config", str(EXP / "digits_cnn.yaml"), "model.channels=[8,-1]"], ["'model.channels': each item must be >= 1"]),
-    (["--config", str(EXP / "digits_cnn.yaml"), "model.channels=[]"], ["model.channels needs at least one conv block"]),
+    (["--config", str(EXP / "digits_cnn.yaml"), "model.channels=[]"], ["Invalid value for 'model.channels': needs at least 1 item, got []"]),
     (["--resume", "/nonexistent/run"], ["Cannot resume"]),
     ([], ["Nothing to train"]),
 ]
@@ -95,7 +95,7 @@ def test_list_and_info(capsys):
     code, out, _ = zoo("list")
     assert all(name in out for name in MODELS.names()) and "pretrained:" in out
     code, out, _ = zoo("info", "cnn")
-    assert code == 0 and "channels: list[int >= 1] = [32, 64]" in out and "compatible data" in out
+    assert code == 0 and "channels: list[int >= 1] (at least 1 item) = [32, 64]" in out and "compatible data" in out
     code, out, _ = zoo("info", "digits")
     assert code == 0 and "compatible models" in out and "batch_size" in out
     code, _, err = zoo("info", "cnnn")

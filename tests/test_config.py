@@ -74,6 +74,7 @@ def test_defaults_are_filled_and_plain():
         (["optim.scheduler.min_lr_ratio=2"], r"'optim.scheduler.min_lr_ratio': must be in \[0, 1\]"),
         (["callbacks.early_stopping.patience=-1"], "'callbacks.early_stopping.patience': must be >= 0"),
         (["model.kernel_size=0"], r"'model.kernel_size': must be >= 1, got 0 \(model 'cnn'\)"),
+        (["model.channels=[]"], r"'model.channels': needs at least 1 item, got \[\] \(model 'cnn'\)"),
     ],
 )
 def test_bad_values_raise_one_line(overrides, match):
@@ -120,10 +121,11 @@ def test_every_model_bounds_its_sizes():
 
 
 def test_range_reads_as_users_write_it():
-    from zoo.bounds import PositiveFloat, PositiveInt, Probability, Range, describe
+    from zoo.bounds import PositiveFloat, PositiveInt, Probability, Range, Widths, describe
 
     assert describe(PositiveInt) == "int >= 1" and describe(list[PositiveInt] | None) == "list[int >= 1] | None"
     assert describe(Probability) == "float in [0, 1)" and describe(PositiveFloat) == "float > 0"
+    assert describe(Widths) == "list[int >= 1] (at least 1 item)"
     assert 0 in Range(0, 1, high_open=True) and 1 not in Range(0, 1, high_open=True) and 1 in Range(0, 1)
 
 

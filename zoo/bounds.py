@@ -39,23 +39,59 @@ class Range:
         return f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
 
 
+@dataclass(frozen=True)
+class MinItems:
+    """A list with at least `n` items: `Annotated[list[PositiveInt], MinItems(1)]`."""
+
+    n: int
+
+    def __str__(self) -> str:
+        return f"at least {self.n} item{'s' if self.n != 1 else ''}"
+
+
 PositiveInt = Annotated[int, Range(1)]
 NonNegativeInt = Annotated[int, Range(0)]
 PositiveFloat = Annotated[float, Range(0, low_open=True)]
 NonNegativeFloat = Annotated[float, Range(0)]
 Probability = Annotated[float, Range(0, 1, high_open=True)]  # dropout, momentum, betas, EMA decay
 Fraction = Annotated[float, Range(0, 1)]
+Widths = Annotated[list[PositiveInt], MinItems(1)]  # one positive width per layer, at least one layer
+
+
+def _without_none(hint: Any) -> Any:
+    """Return X for `X | None`, else the hint itself."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return next((a for a in typing.get_args(hint) if a is not type(None)), hint)
+    return hint
 
 
 def bound(hint: Any) -> tuple[Range | None, bool]:
     """Return (the Range in a type hint, whether it bounds each item of a list), or (None, False)."""
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):  # `PositiveInt | None`
-        hint = next((a for a in typing.get_args(hint) if a is not type(None)), hint)
+    hint = _without_none(hint)
     if typing.get_origin(hint) is list and typing.get_args(hint):
         return bound(typing.get_args(hint)[0])[0], True
     if typing.get_origin(hint) is Annotated:
-        return next((m for m in hint.__metadata__ if isinstance(m, Range)), None), False
+        rng = next((m for m in hint.__metadata__ if isinstance(m, Range)), None)
+        return (rng, False) if rng else bound(typing.get_args(hint)[0])
     return None, False
+
+
+def violation(hint: Any, value: Any) -> str | None:
+    """Return what `value` breaks of the Range / MinItems its hint declares ("must be >= 1"), or None."""
+    hint = _without_none(hint)
+    if value is None:
+        return None
+    if typing.get_origin(hint) is Annotated:
+        for rule in hint.__metadata__:
+            if isinstance(rule, Range) and value not in rule:
+                return f"must be {rule}"
+            if isinstance(rule, MinItems) and len(value) < rule.n:
+                return f"needs {rule}"
+        return violation(typing.get_args(hint)[0], value)
+    if typing.get_origin(hint) is list and typing.get_args(hint):
+        problem = next(filter(None, (violation(typing.get_args(hint)[0], v) for v in value)), None)
+        return f"each item {problem}" if problem else None
+    return None
 
 
 def describe(hint: Any) -> str:
@@ -66,18 +102,15 @@ def describe(hint: Any) -> str:
     if typing.get_origin(hint) is list and args:
         return f"list[{describe(args[0])}]"
     if typing.get_origin(hint) is Annotated:
-        rng = bound(hint)[0]
-        return f"{describe(args[0])} {rng}" if rng else describe(args[0])
+        rules = [f"({m})" if isinstance(m, MinItems) else str(m) for m in hint.__metadata__
+                 if isinstance(m, (Range, MinItems))]
+        return " ".join([describe(args[0]), *rules])
     return hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
 
 
 def check_bounds(hints: Mapping[str, Any], values: Mapping[str, Any], where: str) -> None:
-    """Raise ConfigError for the first value outside the Range its hint declares ('where' prefixes the key)."""
+    """Raise ConfigError for the first value outside what its hint declares ('where' prefixes the key)."""
     for key, hint in hints.items():
-        rng, each = bound(hint)
-        value = values.get(key)
-        if rng is None or value is None:
-            continue
-        if any(v not in rng for v in (value if each else [value])):
-            what = "each item must be" if each else "must be"
-            raise ConfigError(f"Invalid value for '{where}{key}': {what} {rng}, got {value!r}")
+        problem = violation(hint, values.get(key))
+        if problem:
+            raise ConfigError(f"Invalid value for '{where}{key}': {problem}, got {values[key]!r}")

@@ -190,7 +190,7 @@ class TaskModel(ZooModel):
             count = (y != self.ignore_index).sum()
         else:
             count = torch.tensor(y.shape[0], device=y.device)
-        correct = (out.detach().argmax(-1) == y).sum() if self.spec.task == "classification" else torch.zeros_like(count)
+        correct = (out.argmax(-1) == y).sum() if self.spec.task == "classification" else torch.zeros_like(count)
         self.metrics[f"{stage}_totals"].update(torch.stack([loss.detach() * count, count, correct]))
         if stage != "train" and self.spec.task != "language_modeling":
             preds = out.argmax(-1) if self.spec.task == "classification" else self.to_prediction(out)

@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo.bounds import PositiveInt, Probability
-from zoo.errors import ConfigError, choose
+from zoo.bounds import PositiveInt, Probability, Widths
+from zoo.errors import choose
 from zoo.generation import TextModel
 from zoo.models.base import TaskModel, activation
 from zoo.registry import MODELS
@@ -79,7 +79,7 @@ class CNN(TextModel, TaskModel):
         self,
         spec: dict[str, Any],
         *,
-        channels: list[PositiveInt] = (32, 64),
+        channels: Widths = (32, 64),
         kernel_size: PositiveInt = 3,
         activation: str = "relu",
         norm: str = "batch",
@@ -90,8 +90,6 @@ class CNN(TextModel, TaskModel):
         super().__init__(spec, optim)
         self.save_hyperparameters()
         choose("norm", norm, NORMS)
-        if not channels:
-            raise ConfigError("model.channels needs at least one conv block, got []")
         if self.spec.modality == "tokens":
             self._build_token_layers(list(channels), kernel_size, activation, norm, dropout, embed_dim)
             return

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo import quality
-from zoo.bounds import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Probability
+from zoo.bounds import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Probability, Widths
 from zoo.errors import choose
 from zoo.models.generative import GenerativeModel, conv_down, conv_up, halvings, mlp
 from zoo.optim import build_optimizer, build_scheduler
@@ -116,7 +116,7 @@ class GAN(GenerativeModel):
         *,
         latent_dim: PositiveInt = 32,
         arch: str = "auto",
-        channels: list[PositiveInt] = (64, 128),
+        channels: Widths = (64, 128),
         hidden: list[PositiveInt] = (256, 256),
         loss: str = "nonsaturating",
         gp_weight: NonNegativeFloat = 10.0,
@@ -138,9 +138,9 @@ class GAN(GenerativeModel):
         k, shape, image = self.num_labels, self.spec.input_shape, self.spec.modality == "image"
         # BatchNorm in D would mix real and fake statistics and breaks the gradient penalty; G keeps it.
         if self.arch == "conv":
-            d_body = conv_down(shape[0], list(channels), LeakyReLU)
             sizes = halvings(shape[1:], len(channels))
             c_last, (h, w) = channels[-1], sizes[-1]
+            d_body = conv_down(shape[0], list(channels), LeakyReLU)
             if minibatch_std:  # the last conv reads the batch-std map as one more channel
                 last = d_body[-2]
                 d_body[-2] = nn.Conv2d(last.in_channels + 1, last.out_channels, last.kernel_size, last.stride,

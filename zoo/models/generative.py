@@ -32,8 +32,6 @@ def halvings(size: tuple[int, int], n: int) -> list[tuple[int, int]]:
 
 def conv_down(c_in: int, channels: list[int], act: type[nn.Module], norm: bool = False) -> nn.Sequential:
     """Return stride-2 3x3 convolutions, each halving the image (rounding up)."""
-    if not channels:
-        raise ConfigError("model.channels needs at least one conv layer, got []")
     layers: list[nn.Module] = []
     for c_out in channels:
         layers.append(nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=not norm))

@@ -16,7 +16,7 @@ import torchmetrics
 from torch import nn
 
 from zoo import quality
-from zoo.bounds import NonNegativeFloat, NonNegativeInt, PositiveInt
+from zoo.bounds import NonNegativeFloat, NonNegativeInt, PositiveInt, Widths
 from zoo.errors import ConfigError, choose
 from zoo.models.generative import GenerativeModel, conv_down, conv_up, halvings, mlp
 from zoo.registry import MODELS
@@ -63,7 +63,7 @@ class VAE(GenerativeModel):
         *,
         latent_dim: PositiveInt = 16,
         arch: str = "auto",
-        channels: list[PositiveInt] = (32, 64),
+        channels: Widths = (32, 64),
         hidden: list[PositiveInt] = (256, 128),
         likelihood: str = "auto",
         beta: NonNegativeFloat = 1.0,
@@ -82,10 +82,9 @@ class VAE(GenerativeModel):
         self.beta, self.kl_warmup_steps = beta, kl_warmup_steps
         k, shape = self.num_labels, self.spec.input_shape
         if self.arch == "conv":
-            body = conv_down(shape[0], list(channels), nn.SiLU)
             sizes = halvings(shape[1:], len(channels))
             c_last, (h, w) = channels[-1], sizes[-1]
-            self.encoder = Encoder(body, c_last * h * w, k, latent_dim)
+            self.encoder = Encoder(conv_down(shape[0], list(channels), nn.SiLU), c_last * h * w, k, latent_dim)
             self.decoder = nn.Sequential(
                 nn.Linear(latent_dim + k, c_last * h * w), nn.SiLU(), nn.Unflatten(1, (c_last, h, w)),
                 conv_up(list(channels), sizes, shape[0], nn.SiLU),  # (B, C, H, W) logits or means
