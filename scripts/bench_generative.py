@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from zoo.fit import quiet_lightning
+    from zoo.training.loggers import quiet_lightning
 
     quiet_lightning()
     x, y = mnist_sized_digits(args.size)

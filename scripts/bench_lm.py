@@ -90,7 +90,7 @@ def run_zoo(model: Any, loader: Any, p: dict[str, int], args: argparse.Namespace
     import lightning as L
     from lightning.pytorch.loggers import CSVLogger
 
-    from zoo.resume import FiniteLoss
+    from zoo.training.callbacks import FiniteLoss
 
     timer = StepTimer(p["warmup"], device)
     with tempfile.TemporaryDirectory() as tmp:
@@ -104,7 +104,7 @@ def run_zoo(model: Any, loader: Any, p: dict[str, int], args: argparse.Namespace
 
 def run_hand(model: Any, loader: Any, p: dict[str, int], args: argparse.Namespace, device: torch.device) -> float:
     """Train with a plain PyTorch loop (autocast, backward, clip, step); return seconds for the timed steps."""
-    from zoo.optim import build_optimizer
+    from zoo.models.optim import build_optimizer
 
     def forward_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(model(x).flatten(0, 1), y.flatten())
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> None:
         torch.backends.cudnn.allow_tf32 = True
 
     from zoo.data.base import InMemoryLoader
-    from zoo.fit import quiet_lightning
+    from zoo.training.loggers import quiet_lightning
 
     quiet_lightning()
     x, y = token_blocks(p["T"])

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 def hand_loop(model: torch.nn.Module, splits: dict, epochs: int, batch_size: int, lr: float, device: str,
               root: str) -> float:
     """Train with a plain PyTorch loop; return the wall time in seconds."""
-    from zoo.optim import build_optimizer
+    from zoo.models.optim import build_optimizer
 
     ckpt = Path(root) / "hand.ckpt"
 
@@ -68,8 +68,8 @@ def hand_loop(model: torch.nn.Module, splits: dict, epochs: int, batch_size: int
 
 def zoo_fit(epochs: int, batch_size: int, lr: float, device: str, root: str) -> float:
     """Train with `zoo.fit` as a user runs it (progress bar off); return trainer.fit's wall time."""
-    from zoo.config import validate
     from zoo.fit import fit
+    from zoo.training.config import validate
 
     cfg = validate({
         "model": {"name": "cnn", "channels": [32, 64]},
@@ -88,7 +88,7 @@ def lightning_floor(model: torch.nn.Module, splits: dict, epochs: int, batch_siz
     import lightning as L
 
     from zoo.data.base import InMemoryLoader
-    from zoo.optim import build_optimizer
+    from zoo.models.optim import build_optimizer
 
     class Bare(L.LightningModule):
         def __init__(self) -> None:

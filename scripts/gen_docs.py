@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from zoo.catalog import markdown_tables
+from zoo.cli.listing import markdown_tables
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

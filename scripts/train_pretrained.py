@@ -3,7 +3,7 @@
     python scripts/train_pretrained.py cnn-digits                      # retrain from the card's recipe
     python scripts/train_pretrained.py cnn-digits --config configs/experiment/digits_cnn.yaml [key=value ...]
 
-Writes zoo/weights/NAME.safetensors and zoo/weights/NAME.yaml (recipe, test metrics, sha256).
+Writes zoo/hub/weights/NAME.safetensors and zoo/hub/weights/NAME.yaml (recipe, test metrics, sha256).
 tests/test_pretrained.py re-measures every card's metrics from the shipped weights.
 """
 
@@ -14,9 +14,9 @@ import tempfile
 
 import yaml
 
-from zoo.config import validate
 from zoo.fit import fit, resolve
-from zoo.pretrained import CARDS_DIR, load_with_config, save_weights
+from zoo.hub.pretrained import CARDS_DIR, load_with_config, save_weights
+from zoo.training.config import validate
 
 LICENSE = "MIT (weights trained by zoo); data license as given by its source"
 

@@ -38,7 +38,7 @@ class Killer(L.Callback):
 
 def kill_inside_save(n: int) -> None:
     """Make the n-th checkpoint save die after writing its temp file, before the rename."""
-    from zoo.checkpoint import AtomicCheckpointIO
+    from zoo.training.checkpoint import AtomicCheckpointIO
 
     save, calls = AtomicCheckpointIO.save_checkpoint, [0]
 
@@ -55,13 +55,14 @@ def main() -> int:
     sep = sys.argv.index("--")
     point, fit_args = dict(a.split("=") for a in sys.argv[1:sep]), sys.argv[sep + 1 :]
     import zoo.fit
+    import zoo.training.callbacks
 
     if "save" in point:
         kill_inside_save(int(point["save"]))
     else:
         killer = Killer(int(point.get("step", -1)), int(point.get("val_epoch", -1)))
-        build = zoo.fit.build_callbacks
-        zoo.fit.build_callbacks = lambda *a, **k: [*build(*a, **k), killer]
+        build = zoo.training.callbacks.build_callbacks
+        zoo.training.callbacks.build_callbacks = lambda *a, **k: [*build(*a, **k), killer]
     return zoo.fit.main(fit_args)
 
 

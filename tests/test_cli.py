@@ -40,7 +40,7 @@ BAD_CONFIGS = [
     (["--config", str(EXP / "digits_cnn.yaml"), "logger.name=wandbb"], ["Unknown logger 'wandbb'"]),
     (["--config", str(EXP / "digits_cnn.yaml"), "trainer.max_epochs"], ["not of the form key=value"]),
     (["--config", str(EXP / "digits_cnn.yaml"), "model.activation=rellu"], ["Unknown activation 'rellu'"]),
-    (["--config", str(EXP / "digits_cnn.yaml"), "data.batch_size=0"], ["data.batch_size must be >= 1"]),
+    (["--config", str(EXP / "digits_cnn.yaml"), "data.batch_size=0"], ["'data.batch_size': must be >= 1, got 0 (data 'digits')"]),
     (["--config", str(EXP / "digits_cnn.yaml"), "optim.lr=-1"], ["Invalid value for 'optim.lr': must be > 0"]),
     (["--config", str(EXP / "digits_cnn.yaml"), "model.channels=[8,-1]"], ["'model.channels': each item must be >= 1"]),
     (["--config", str(EXP / "digits_cnn.yaml"), "model.channels=[]"], ["Invalid value for 'model.channels': needs at least 1 item, got []"]),
@@ -63,7 +63,7 @@ def test_broken_yaml_file(tmp_path):
 
 
 def test_help_does_not_import_torch():
-    code = "import sys; from zoo.cli import build_parser; build_parser(); assert 'torch' not in sys.modules"
+    code = "import sys; from zoo.cli.main import build_parser; build_parser(); assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
     proc = run_cli("zoo", "--help")
     assert proc.returncode == 0 and "fit" in proc.stdout and "baseline" in proc.stdout
@@ -152,9 +152,9 @@ def test_predict_images(tmp_path):
     """`zoo predict` on PNG files: the digits model reads, converts and resizes them itself."""
     from PIL import Image
 
-    from zoo.config import validate
     from zoo.data.images import Digits
     from zoo.fit import fit
+    from zoo.training.config import validate
 
     cfg = validate({"model": {"name": "cnn", "channels": [8, 16]}, "data": {"name": "digits"}, "optim": {"lr": 3e-3},
                     "trainer": {"max_epochs": 8, "enable_progress_bar": False}, "logger": False,

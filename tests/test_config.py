@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from omegaconf import OmegaConf
 
 from tests.conftest import ROOT
-from zoo.config import load_config, validate
 from zoo.errors import ConfigError
 from zoo.fit import resolve
 from zoo.registry import check_compatible
+from zoo.training.config import load_config, validate
 
 EXPERIMENTS = sorted((ROOT / "configs" / "experiment").glob("*.yaml"))
 FRAGMENTS = sorted(p for group in ("model", "data", "trainer") for p in (ROOT / "configs" / group).glob("*.yaml"))
@@ -75,6 +76,12 @@ def test_defaults_are_filled_and_plain():
         (["callbacks.early_stopping.patience=-1"], "'callbacks.early_stopping.patience': must be >= 0"),
         (["model.kernel_size=0"], r"'model.kernel_size': must be >= 1, got 0 \(model 'cnn'\)"),
         (["model.channels=[]"], r"'model.channels': needs at least 1 item, got \[\] \(model 'cnn'\)"),
+        (["data.val_fraction=1.5"], r"'data.val_fraction': must be in \(0, 1\), got 1.5 \(data 'digits'\)"),
+        (["trainer.max_epochs=many"], r"'trainer.max_epochs': expected int \| None, got 'many' \(str\)"),
+        (["trainer.max_epochs=true"], r"'trainer.max_epochs': expected int \| None, got True \(bool\)"),
+        (["trainer.precision=bf17"], r"'trainer.precision': expected .*'bf16-mixed'.*, got 'bf17'"),
+        (["trainer.gradient_clip_val=[1]"], r"'trainer.gradient_clip_val': expected int \| float \| None"),
+        (["trainer.plugins=[x]"], "'trainer.plugins' is set by zoo"),
     ],
 )
 def test_bad_values_raise_one_line(overrides, match):
@@ -84,15 +91,16 @@ def test_bad_values_raise_one_line(overrides, match):
     assert "\n" not in str(e.value)
 
 
-def bounded_arguments():
-    """(model, argument, an out-of-range value) for every bounded constructor argument in the registry."""
+def bounded_arguments(registry_name: str = "MODELS"):
+    """(name, argument, an out-of-range value) for every bounded constructor argument in a registry."""
     import typing
 
+    import zoo.registry
     from zoo.bounds import bound
-    from zoo.registry import MODELS
 
-    for name in MODELS.names():
-        for arg, hint in typing.get_type_hints(MODELS.get(name).__init__, include_extras=True).items():
+    registry = getattr(zoo.registry, registry_name)
+    for name in registry.names():
+        for arg, hint in typing.get_type_hints(registry.get(name).__init__, include_extras=True).items():
             rng, each = bound(hint)
             if rng is not None:
                 bad = rng.low - 1 if rng.low > -math.inf else rng.high + 1
@@ -110,6 +118,46 @@ def test_out_of_range_model_arguments_fail_validation_and_construction(model, ar
     dm.prepare_data()
     with pytest.raises(ConfigError, match=rf"Invalid value for 'model.{arg}'"):  # the Python API checks too
         MODELS.build(model, spec=dm.spec.to_dict(), **{arg: bad})
+
+
+@pytest.mark.parametrize("data,arg,bad", list(bounded_arguments("DATA")))
+def test_out_of_range_data_arguments_fail_validation_and_construction(data, arg, bad, tmp_path):
+    from zoo.registry import DATA, compatible_models
+
+    cls = DATA.get(data)
+    example = cls.example(tmp_path) if hasattr(cls, "example") else {}
+    with pytest.raises(ConfigError, match=rf"Invalid value for 'data.{arg}': .*, got"):
+        validate({"model": {"name": compatible_models(data)[0]}, "data": {"name": data, **example, arg: bad}})
+    with pytest.raises(ConfigError, match=rf"Invalid value for 'data.{arg}'"):  # the Python API checks too
+        DATA.build(data, **{**example, arg: bad})
+
+
+def test_split_fractions_must_leave_a_train_split():
+    from zoo.data.images import Digits
+
+    with pytest.raises(ConfigError, match=r"data.val_fraction \+ data.test_fraction must be below 1"):
+        Digits(val_fraction=0.5, test_fraction=0.5)
+
+
+def test_every_dataset_bounds_batch_size_and_fractions():
+    names = {(d, a) for d, a, _ in bounded_arguments("DATA")}
+    from zoo.registry import DATA
+
+    for data in DATA.names():
+        for arg in ("batch_size", "val_fraction", "test_fraction"):
+            assert (data, arg) in names, (data, arg)
+
+
+def test_incompatible_pair_fails_validation_and_print_config():
+    from zoo.errors import IncompatibleError
+
+    with pytest.raises(IncompatibleError, match="Model 'vae' cannot train on 'names'"):
+        validate({"model": {"name": "vae"}, "data": {"name": "names"}})
+    from tests.conftest import run_cli
+
+    proc = run_cli("zoo.fit", "model.name=vae", "data.name=names", "--print-config")
+    assert proc.returncode == 2 and proc.stderr.startswith("error: Model 'vae' cannot train on 'names'"), proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not proc.stdout
 
 
 def test_every_model_bounds_its_sizes():
@@ -133,9 +181,7 @@ def test_saved_config_reproduces(tmp_path):
     base = ROOT / "configs" / "experiment" / "iris_mlp.yaml"
     cfg, _ = resolve([str(base)], ["trainer.max_epochs=2"])
     saved = tmp_path / "config.yaml"
-    from zoo.config import to_yaml
-
-    saved.write_text(to_yaml(cfg))
+    saved.write_text(OmegaConf.to_yaml(cfg))
     again, _ = resolve([str(saved)], [])
     assert again == cfg
     assert Path(saved).read_text().count("max_epochs: 2") == 1

@@ -26,7 +26,7 @@ def test_extending_guide_runs(tmp_path):
 
 def test_readme_tables_are_current():
     """The model/data tables in the README are generated from the registry (`make docs`)."""
-    from zoo.catalog import markdown_tables
+    from zoo.cli.listing import markdown_tables
 
     readme = (ROOT / "README.md").read_text()
     match = re.search(r"<!-- tables:start -->\n(.*?)<!-- tables:end -->", readme, flags=re.DOTALL)

@@ -1,4 +1,4 @@
-"""zoo.download on files the tests generate: file:// and a local HTTP server with Range support."""
+"""zoo.data.download on files the tests generate: file:// and a local HTTP server with Range support."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import ClassVar
 
 import pytest
 
-from zoo.download import download, sha256_of
+from zoo.data.download import download, sha256_of
 from zoo.errors import ZooError
 
 PAYLOAD = bytes(range(256)) * 4000  # ~1 MB of every byte value

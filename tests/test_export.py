@@ -17,8 +17,8 @@ def names_spec() -> dict:
 
 def trained_checkpoint(tmp_path, **hparams) -> str:
     """Train a tiny names LM for a few steps and return its best checkpoint."""
-    from zoo.config import validate
     from zoo.fit import fit
+    from zoo.training.config import validate
 
     cfg = validate({"model": {"name": "transformer", "d_model": 32, "n_layer": 2, "n_head": 2, **hparams},
                     "data": {"name": "names"}, "logger": None, "run": {"dir": str(tmp_path), "name": "lm"},
@@ -34,7 +34,7 @@ def trained_checkpoint(tmp_path, **hparams) -> str:
 def test_exported_gpt2_has_identical_logits(hparams, tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from zoo.export import export_hf
+    from zoo.hub.export import export_hf
 
     model = MODELS.build("transformer", spec=names_spec(), d_model=32, n_layer=2, n_head=4, **hparams).eval()
     out = export_hf(model, tmp_path / "hf")
@@ -68,8 +68,8 @@ def test_cli_export_then_pipeline_generates(tmp_path):
 
 def test_export_refuses_what_does_not_map(tmp_path, capsys):
     from zoo.cli import main
-    from zoo.config import validate
     from zoo.fit import fit
+    from zoo.training.config import validate
 
     cfg = validate({"model": {"name": "transformer", "d_model": 16, "n_layer": 1, "n_head": 2},
                     "data": {"name": "wine"}, "logger": None, "run": {"dir": str(tmp_path), "name": "w"},
@@ -85,7 +85,7 @@ def test_export_refuses_what_does_not_map(tmp_path, capsys):
 def test_hf_transformer_gpt2_exports_as_is(tmp_path):
     from transformers import AutoModelForCausalLM
 
-    from zoo.export import export_hf
+    from zoo.hub.export import export_hf
 
     model = MODELS.build("hf_transformer", spec=names_spec(), d_model=32, n_layer=1, n_head=2).eval()
     out = export_hf(model, tmp_path / "hf")

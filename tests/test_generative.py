@@ -8,15 +8,15 @@ import pytest
 import torch
 
 from tests.conftest import FAST_TRAINER, ROOT
-from zoo import quality
-from zoo.catalog import COLUMNS, in_column
-from zoo.config import load_config, validate
+from zoo.cli.listing import COLUMNS, in_column
 from zoo.errors import ConfigError, ZooError
+from zoo.evaluation import quality
 from zoo.fit import build_data_and_model, fit
 from zoo.models.gan import GAN
 from zoo.models.vae import VAE
 from zoo.registry import MODELS
 from zoo.spec import DataSpec
+from zoo.training.config import load_config, validate
 
 EXPERIMENTS = ROOT / "configs" / "experiment"
 

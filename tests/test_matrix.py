@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from tests.conftest import FAST_TRAINER
-from zoo.config import validate
 from zoo.errors import IncompatibleError
 from zoo.fit import build_data_and_model, fit
 from zoo.registry import DATA, MODELS, check_compatible, data_kind
+from zoo.training.config import validate
 
 PAIRS = [(m, d) for m in MODELS.names() for d in DATA.names()]
 

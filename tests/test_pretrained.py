@@ -10,9 +10,9 @@ import torch
 
 import zoo
 from tests.conftest import run_cli
-from zoo import pretrained
-from zoo.cli import datamodule_for
 from zoo.errors import ConfigError, ZooError
+from zoo.hub import pretrained
+from zoo.training.config import datamodule_for
 
 CARDS = sorted(pretrained.cards())
 

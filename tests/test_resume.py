@@ -14,8 +14,8 @@ import torch
 
 from tests.conftest import run_cli
 from tests.wandb_reader import finished_run, run_files
-from zoo.checkpoint import read_checkpoint
 from zoo.fit import fit, resolve
+from zoo.hub.pretrained import read_checkpoint
 
 ARGS = ["--config", "configs/experiment/iris_mlp.yaml", "trainer.max_epochs=3", "trainer.enable_progress_bar=false",
         "trainer.accelerator=cpu", "trainer.devices=1", "trainer.deterministic=true",
@@ -145,10 +145,10 @@ def test_deferred_finite_check_never_saves_bad_weights(tmp_path, monkeypatch, ca
     """The accelerator mode (flag read every N steps) stops at the next save, before it writes."""
     from functools import partial
 
-    import zoo.resume
+    import zoo.training.callbacks
     from zoo.fit import main
 
-    monkeypatch.setattr(zoo.resume, "FiniteLoss", partial(zoo.resume.FiniteLoss, check_every=50))
+    monkeypatch.setattr(zoo.training.callbacks, "FiniteLoss", partial(zoo.training.callbacks.FiniteLoss, check_every=50))
     poison_mlp_from_step(monkeypatch, 9)  # the next save, every 4 steps, comes at step 12
     code = main([*ARGS[:-1], "logger=csv", f"run.dir={tmp_path}"])
     err = capsys.readouterr().err.strip().splitlines()
@@ -162,7 +162,7 @@ def test_deferred_finite_check_never_saves_bad_weights(tmp_path, monkeypatch, ca
 def test_every_strategy_saves_through_the_atomic_writer():
     import lightning as L
 
-    from zoo.checkpoint import AtomicCheckpointIO
+    from zoo.training.checkpoint import AtomicCheckpointIO
 
     for strategy, devices in (("auto", 1), ("ddp", 2), ("ddp_spawn", 2)):
         trainer = L.Trainer(accelerator="cpu", devices=devices, strategy=strategy, plugins=[AtomicCheckpointIO()],

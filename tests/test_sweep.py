@@ -12,7 +12,7 @@ import pytest
 
 from zoo.errors import ConfigError
 from zoo.fit import resolve
-from zoo.sweep import base_args, load_sweep, override, rank, trials
+from zoo.training.sweep import base_args, load_sweep, override, rank, trials
 
 AGENT_COMMAND = ["${env}", "${interpreter}", "-m", "zoo.fit", "--config", "configs/experiment/iris_mlp.yaml", "${args}"]
 

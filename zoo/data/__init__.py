@@ -1,6 +1,16 @@
-"""Built-in datasets, imported explicitly so that each registers itself."""
+"""Datasets: one `LightningDataModule` per data family, registered by name, and what they need.
+
+- base.py: `ZooDataModule` (deterministic splits, a DataSpec, the in-memory loader) and
+  `ArrayDataModule` (data held as numpy arrays);
+- one file per data family: images.py, tables.py, names.py, text.py;
+- tokenizer.py: tokenizers trained on a train split (their readers are in zoo.spec);
+- download.py: atomic, resumable, sha256-checked, locked downloads, and zoo's cache folder.
+
+Built-ins are imported here explicitly, so that each registers itself. May import the contracts
+(registry, spec, errors, bounds) only: never models/, training/, evaluation/, hub/ or cli/.
+"""
 
 from zoo.data import images, names, tables, text  # noqa: F401
-from zoo.data.base import InMemoryLoader, ZooDataModule
+from zoo.data.base import ArrayDataModule, InMemoryLoader, ZooDataModule
 
-__all__ = ["InMemoryLoader", "ZooDataModule"]
+__all__ = ["ArrayDataModule", "InMemoryLoader", "ZooDataModule"]

@@ -3,11 +3,18 @@
 A subclass implements `load_splits()`, returning train/val/test tensors and a DataSpec. The
 base serves them with `InMemoryLoader`: tensors are moved to the training device once and
 shuffled by index there, so small data needs no DataLoader workers and no per-batch copies.
+`ArrayDataModule` goes one step further for data held as numpy arrays: a subclass returns the
+arrays and gets stratified splits and train-split statistics.
+
+Constructor arguments are keyword-only primitives whose bounds live in their type hints
+(zoo.bounds), checked here for every subclass, as models check theirs.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
+import typing
 from collections.abc import Callable, Iterator
 from typing import ClassVar
 
@@ -15,6 +22,8 @@ import lightning as L
 import numpy as np
 import torch
 
+from zoo.bounds import OpenFraction, PositiveInt, check_bounds
+from zoo.errors import ConfigError
 from zoo.spec import DataSpec
 
 Split = tuple[torch.Tensor, torch.Tensor]
@@ -111,16 +120,10 @@ class ZooDataModule(L.LightningDataModule):
     modality: ClassVar[str]
     task: ClassVar[str]
 
-    def __init__(self, *, batch_size: int = 64, val_fraction: float = 0.15, test_fraction: float = 0.2,
-                 seed: int = 0) -> None:
+    def __init__(self, *, batch_size: PositiveInt = 64, val_fraction: OpenFraction = 0.15,
+                 test_fraction: OpenFraction = 0.2, seed: int = 0) -> None:
         super().__init__()
-        from zoo.errors import ConfigError
-
-        if batch_size < 1:
-            raise ConfigError(f"data.batch_size must be >= 1, got {batch_size}")
-        for name, frac in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-            if not 0 < frac < 1:
-                raise ConfigError(f"data.{name} must be between 0 and 1, got {frac}")
+        self.check_arguments(inspect.currentframe())
         if val_fraction + test_fraction >= 1:
             raise ConfigError("data.val_fraction + data.test_fraction must be below 1")
         self.batch_size = batch_size
@@ -128,6 +131,24 @@ class ZooDataModule(L.LightningDataModule):
         self._splits: dict[str, Split] | None = None
         self._spec: DataSpec | None = None
         self._device_splits: dict[str, Split] = {}
+
+    def check_arguments(self, frame) -> None:
+        """Check the constructor arguments against the bounds in the type hints (zoo.bounds), as
+        ZooModel.save_hyperparameters does for models. `frame` is this base's `__init__`; the
+        subclasses' constructors are the frames that called it through `super().__init__`.
+        """
+        hints: dict = {}
+        for cls in reversed(type(self).__mro__):
+            if "__init__" in vars(cls) and issubclass(cls, ZooDataModule):
+                try:
+                    hints.update(typing.get_type_hints(cls.__init__, include_extras=True))
+                except (NameError, TypeError):  # hints that only a type checker can resolve: nothing to check
+                    pass
+        values: dict = {}
+        while frame is not None and frame.f_code.co_name == "__init__":
+            values = {**frame.f_locals, **values}  # the outermost (most derived) constructor wins
+            frame = frame.f_back
+        check_bounds({k: v for k, v in hints.items() if k in values}, values, "data.")
 
     # -- subclass API -------------------------------------------------------------------------
     def load_splits(self) -> tuple[dict[str, Split], DataSpec]:
@@ -188,3 +209,45 @@ class ZooDataModule(L.LightningDataModule):
             drop_uneven=shuffle,
             consumed=(lambda: trainer.fit_loop.epoch_loop.batch_progress.current.processed) if trainer else (lambda: 0),
         )
+
+
+def train_stats(x: np.ndarray, axis: tuple[int, ...]) -> tuple[list[float], list[float]]:
+    """Return per-feature (or per-channel) mean and std over `axis`, std floored to avoid division by 0."""
+    return x.mean(axis=axis).tolist(), np.maximum(x.std(axis=axis), 1e-6).tolist()
+
+
+def spec_from_arrays(x: np.ndarray, y: np.ndarray, train: np.ndarray, modality: str, task: str,
+                     **fields) -> DataSpec:
+    """Return a DataSpec whose statistics come from the train rows of `x` and `y` only."""
+    axis = (0, 2, 3) if modality == "image" else (0,)
+    mean, std = train_stats(x[train], axis)
+    if task == "regression":
+        y2 = y.reshape(len(y), -1)
+        fields.update(target_dim=y2.shape[1], target_mean=y2[train].mean(0).tolist(),
+                      target_std=np.maximum(y2[train].std(0), 1e-6).tolist())
+    return DataSpec(modality=modality, task=task, input_shape=tuple(x.shape[1:]),
+                    input_mean=tuple(mean), input_std=tuple(std), **fields)
+
+
+class ArrayDataModule(ZooDataModule):
+    """Data held as numpy arrays: subclasses implement `load_arrays()`; splits are stratified."""
+
+    modality: ClassVar[str] = "tabular"
+    task: ClassVar[str] = "classification"
+
+    def load_arrays(self) -> tuple[np.ndarray, np.ndarray, dict]:
+        """Return raw features, targets, and extra DataSpec fields (class_names, feature_names)."""
+        raise NotImplementedError
+
+    def load_splits(self) -> tuple[dict[str, Split], DataSpec]:
+        x, y, fields = self.load_arrays()
+        x = x.astype(np.float32)
+        classification = self.task == "classification"
+        y = y.astype(np.int64) if classification else y.astype(np.float32).reshape(len(y), -1)
+        if classification:
+            fields.setdefault("num_classes", int(y.max()) + 1)
+        idx = split_indices(len(x), self.val_fraction, self.test_fraction, self.seed,
+                            stratify=y if classification else None)
+        spec = spec_from_arrays(x, y, idx["train"], self.modality, self.task, **fields)
+        splits = {name: (torch.from_numpy(x[i]), torch.from_numpy(y[i])) for name, i in idx.items()}
+        return splits, spec

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from zoo.data.tables import ArrayDataModule
+from zoo.bounds import OpenFraction, PositiveInt
+from zoo.data.base import ArrayDataModule
 from zoo.registry import DATA
 
 
@@ -14,7 +15,7 @@ class Digits(ArrayDataModule):
 
     modality = "image"
 
-    def __init__(self, *, batch_size: int = 64, val_fraction: float = 0.15, test_fraction: float = 0.2,
+    def __init__(self, *, batch_size: PositiveInt = 64, val_fraction: OpenFraction = 0.15, test_fraction: OpenFraction = 0.2,
                  seed: int = 0) -> None:
         super().__init__(batch_size=batch_size, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
 

@@ -13,6 +13,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from zoo.bounds import OpenFraction, PositiveInt
 from zoo.data.base import Split, ZooDataModule, split_indices
 from zoo.registry import DATA
 from zoo.spec import DataSpec
@@ -51,13 +52,13 @@ class NamesBase(ZooDataModule):
 
     modality: ClassVar[str] = "tokens"
 
-    def __init__(self, *, batch_size: int = 64, val_fraction: float = 0.1, test_fraction: float = 0.2,
+    def __init__(self, *, batch_size: PositiveInt = 64, val_fraction: OpenFraction = 0.1, test_fraction: OpenFraction = 0.2,
                  seed: int = 0) -> None:
         super().__init__(batch_size=batch_size, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
 
     def names_splits(self, stratify: bool):
         """Return (names, labels, split indices, tokenizer trained on the train names, context length T)."""
-        from zoo.tokenizer import char_tokenizer
+        from zoo.data.tokenizer import char_tokenizer
 
         all_names, labels = names_by_gender()
         idx = split_indices(len(all_names), self.val_fraction, self.test_fraction, self.seed,
@@ -79,7 +80,7 @@ class Names(NamesBase):
     task: ClassVar[str] = "language_modeling"
 
     def load_splits(self) -> tuple[dict[str, Split], DataSpec]:
-        from zoo.tokenizer import encode_many, special_id
+        from zoo.data.tokenizer import encode_many, special_id
 
         all_names, _, idx, tok, T = self.names_splits(stratify=False)
         pad, bos, eos = (special_id(tok, r) for r in ("pad", "bos", "eos"))
@@ -105,7 +106,7 @@ class NamesGender(NamesBase):
     task: ClassVar[str] = "classification"
 
     def load_splits(self) -> tuple[dict[str, Split], DataSpec]:
-        from zoo.tokenizer import encode_padded, special_id
+        from zoo.data.tokenizer import encode_padded, special_id
 
         all_names, labels, idx, tok, T = self.names_splits(stratify=True)
         T -= 1  # no <bos>/<eos> for a classifier: the longest name fits exactly

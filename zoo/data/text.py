@@ -1,7 +1,7 @@
 """Text from files: `text_file` (language modeling over blocks) and `text_csv` (text classification).
 
 Tokenizers (`tokenizer: char | bpe | wordpiece | <local folder with tokenizer.json>`) are trained
-on the train split only and stored in the DataSpec (see zoo/tokenizer.py).
+on the train split only and stored in the DataSpec (see zoo/data/tokenizer.py).
 """
 
 from __future__ import annotations
@@ -9,11 +9,12 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 import numpy as np
 import torch
 
+from zoo.bounds import OpenFraction, PositiveInt, Range
 from zoo.data.base import Split, ZooDataModule, split_indices
 from zoo.errors import ConfigError, ZooError
 from zoo.registry import DATA
@@ -73,7 +74,7 @@ def split_documents(docs: list[str], fractions: tuple[float, float, float]) -> d
 
 def token_stream(tok, pieces: list[tuple[str, bool, bool]]) -> torch.Tensor:
     """Return one id tensor for the pieces, with <bos>/<eos> at document starts and ends."""
-    from zoo.tokenizer import special_id
+    from zoo.data.tokenizer import special_id
 
     bos, eos = special_id(tok, "bos"), special_id(tok, "eos")
     ids: list[int] = []
@@ -84,7 +85,7 @@ def token_stream(tok, pieces: list[tuple[str, bool, bool]]) -> torch.Tensor:
 
 def encode_chunks(tok, texts: list[str]) -> list[list[int]]:
     """Return the ids of each text, encoded line by line (fast, and bounded memory for big files)."""
-    from zoo.tokenizer import encode_many
+    from zoo.data.tokenizer import encode_many
 
     out = []
     for text in texts:
@@ -115,14 +116,12 @@ class TextFile(ZooDataModule):
     task: ClassVar[str] = "language_modeling"
 
     def __init__(self, *, path: str | None = None, url: str | None = None, sha256: str | None = None,
-                 glob: str = "**/*.txt", tokenizer: str = "char", vocab_size: int = 1000, block_size: int = 128,
-                 stride: int | None = None, batch_size: int = 64, val_fraction: float = 0.1,
-                 test_fraction: float = 0.1, seed: int = 0) -> None:
+                 glob: str = "**/*.txt", tokenizer: str = "char", vocab_size: PositiveInt = 1000,
+                 block_size: Annotated[int, Range(2)] = 128, stride: PositiveInt | None = None, batch_size: PositiveInt = 64, val_fraction: OpenFraction = 0.1,
+                 test_fraction: OpenFraction = 0.1, seed: int = 0) -> None:
         super().__init__(batch_size=batch_size, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
         if path and url:
             raise ConfigError("Give data.path or data.url, not both")
-        if block_size < 2:
-            raise ConfigError(f"data.block_size must be >= 2, got {block_size}")
         if url in KNOWN_URLS:
             url, sha256 = KNOWN_URLS[url][0], sha256 or KNOWN_URLS[url][1]
         self.path, self.url, self.sha256, self.glob = path, url, sha256, glob
@@ -133,13 +132,13 @@ class TextFile(ZooDataModule):
         """Return where a `url` is cached: $ZOO_HOME/data/text/<file name>."""
         from urllib.parse import urlparse
 
-        from zoo.download import cache_dir
+        from zoo.data.download import cache_dir
 
         return cache_dir() / "data" / "text" / (Path(urlparse(self.url).path).name or "download.txt")
 
     def prepare_data(self) -> None:
         if self.url:
-            from zoo.download import download
+            from zoo.data.download import download
 
             download(self.url, self.download_path(), self.sha256)
 
@@ -155,7 +154,7 @@ class TextFile(ZooDataModule):
         return default_corpus()
 
     def load_splits(self) -> tuple[dict[str, Split], DataSpec]:
-        from zoo.tokenizer import build_tokenizer, special_id
+        from zoo.data.tokenizer import build_tokenizer, special_id
 
         fractions = (1 - self.val_fraction - self.test_fraction, self.val_fraction, self.test_fraction)
         pieces = split_documents(self.documents(), fractions)
@@ -166,7 +165,7 @@ class TextFile(ZooDataModule):
             ids = token_stream(tok, parts)
             if len(ids) < T + 1:
                 raise ConfigError(f"The {name} split has {len(ids)} tokens, fewer than block_size + 1 = {T + 1}; "
-                                  "use more text, a smaller data.block_size or a larger data.{name}_fraction")
+                                  f"use more text, a smaller data.block_size or a larger data.{name}_fraction")
             blocks = ids.unfold(0, T + 1, self.stride if name == "train" else T)  # (N, T + 1)
             splits[name] = (blocks[:, :-1].contiguous(), blocks[:, 1:].contiguous())
         spec = DataSpec(modality="tokens", task=self.task, input_shape=(T,), vocab_size=tok.get_vocab_size(),
@@ -217,14 +216,14 @@ class TextCSV(ZooDataModule):
     task: ClassVar[str] = "classification"
 
     def __init__(self, *, path: str, text_column: str = "text", label_column: str = "label",
-                 tokenizer: str = "char", vocab_size: int = 2000, max_length: int = 128, batch_size: int = 32,
-                 val_fraction: float = 0.15, test_fraction: float = 0.2, seed: int = 0) -> None:
+                 tokenizer: str = "char", vocab_size: PositiveInt = 2000, max_length: PositiveInt = 128, batch_size: PositiveInt = 32,
+                 val_fraction: OpenFraction = 0.15, test_fraction: OpenFraction = 0.2, seed: int = 0) -> None:
         super().__init__(batch_size=batch_size, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
         self.path, self.text_column, self.label_column = path, text_column, label_column
         self.tokenizer, self.vocab_size, self.max_length = tokenizer, vocab_size, max_length
 
     def load_splits(self) -> tuple[dict[str, Split], DataSpec]:
-        from zoo.tokenizer import build_tokenizer, encode_many, encode_padded, special_id
+        from zoo.data.tokenizer import build_tokenizer, encode_many, encode_padded, special_id
 
         path = Path(self.path).expanduser()
         rows = read_rows(path)

@@ -1,8 +1,10 @@
 """The LightningModule bases every zoo architecture shares.
 
 `ZooModel` owns what is the same for every model: the DataSpec, the optimizer config, input
-standardisation with train-split statistics, the compatibility declaration and the checkpoint
-metadata that lets `zoo.load` rebuild a model from the file alone.
+standardisation with train-split statistics, the compatibility declaration, and hyper-parameters
+kept as plain containers, so that `Model.load_from_checkpoint(path)` and `zoo.load(path)`
+rebuild a model from the file alone. (What else a zoo checkpoint holds, under "zoo", is decided
+in zoo/training/checkpoint.py: models never touch files, loggers or the datamodule.)
 
 `TaskModel` adds the task logic of the discriminative models (MLP, CNN, RNN, transformer): an
 architecture subclasses it and only says how raw inputs become outputs in `forward`:
@@ -24,17 +26,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.bounds import check_bounds
-from zoo.optim import build_optimizer, build_scheduler
+from zoo.errors import choose
+from zoo.models.metrics import STAGES, Totals, build_metrics
+from zoo.models.optim import build_optimizer, build_scheduler
 from zoo.spec import DataSpec
-from zoo.tasks import STAGES, Totals, build_metrics
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh, "leaky_relu": nn.LeakyReLU}
 
 
 def activation(name: str) -> nn.Module:
     """Return a fresh activation module by name (relu, gelu, silu, tanh, leaky_relu)."""
-    from zoo.errors import choose
-
     return ACTIVATIONS[choose("activation", name, ACTIVATIONS)]()
 
 
@@ -125,7 +126,6 @@ class ZooModel(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Plain containers only, so that torch.load(weights_only=True) reads every checkpoint.
         checkpoint["hyper_parameters"]["spec"] = self.spec.to_dict()
-        checkpoint.setdefault("zoo", {})["model"] = self.registry_name
 
 
 class TaskModel(ZooModel):
@@ -156,8 +156,8 @@ class TaskModel(ZooModel):
 
         With `keep_outputs=False` the outputs are dropped (None): a language model's step needs only
         the loss, and its (B, T, vocab) logits, 3 GB for GPT-2 at B=32, are then neither written out
-        by the compiled graph nor kept alive until the step ends (with a 50k vocabulary on the CPU,
-        returning them made the compiled step 1.4x slower).
+        by the compiled graph nor kept alive until the step ends (docs/transformers.md has what
+        returning them cost).
         """
         out = self(x)
         return (out if keep_outputs else None), self.loss(out, y)

@@ -19,8 +19,8 @@ from torch import nn
 
 from zoo.bounds import PositiveInt, Probability, Widths
 from zoo.errors import choose
-from zoo.generation import TextModel
 from zoo.models.base import TaskModel, activation
+from zoo.models.text import TextModel
 from zoo.registry import MODELS
 
 NORMS = ("batch", "none")

@@ -5,9 +5,10 @@ generator step every `d_steps` batches. Losses: non-saturating (Goodfellow et al
 (Miyato et al. 2018) or WGAN-GP (Gulrajani et al. 2017). A conditional GAN feeds one-hot labels
 to the generator and uses a projection discriminator (Miyato & Koyama 2018).
 
-A GAN has no validation loss, so checkpoints are picked by a cheap sample-quality score on
-the validation split: the Frechet distance in the judge's feature space for images (val/fid,
-see zoo/quality.py) and the MMD to the validation rows for tables (val/mmd).
+A GAN has no validation loss, so checkpoints are picked by a sample-quality score on the
+validation split: the Frechet distance in a judge classifier's feature space for images (val/fid)
+and the MMD to the validation rows for tables (val/mmd). The model only samples; the score comes
+from `zoo.evaluation.quality.SampleQuality`, which zoo.fit and `zoo test` attach with the data.
 """
 
 from __future__ import annotations
@@ -19,11 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo import quality
 from zoo.bounds import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Probability, Widths
 from zoo.errors import choose
 from zoo.models.generative import GenerativeModel, conv_down, conv_up, halvings, mlp
-from zoo.optim import build_optimizer, build_scheduler
+from zoo.models.optim import OptimConfig, build_optimizer, build_scheduler
 from zoo.registry import MODELS
 
 LOSSES = ("nonsaturating", "hinge", "wgan-gp")
@@ -169,6 +169,8 @@ class GAN(GenerativeModel):
                     nn.utils.parametrizations.spectral_norm(module)
         self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False) if ema_decay else None
 
+    val_score_from_samples = True
+
     def monitor(self) -> tuple[str, str]:
         return ("val/fid", "min") if self.spec.modality == "image" else ("val/mmd", "min")
 
@@ -211,7 +213,7 @@ class GAN(GenerativeModel):
 
     # -- training ----------------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
-        d_cfg = {**self.optim, "lr": self.optim.get("lr", 1e-3) * self.d_lr_ratio}
+        d_cfg = {**self.optim, "lr": self.optim.get("lr", OptimConfig.lr) * self.d_lr_ratio}
         opts = [build_optimizer(self.generator, self.optim), build_optimizer(self.discriminator, d_cfg)]
         total = self.trainer.estimated_stepping_batches
         scheds = [build_scheduler(o, self.optim.get("scheduler", {}), total) for o in opts]
@@ -269,19 +271,9 @@ class GAN(GenerativeModel):
         for b_ema, b in zip(self.generator_ema.buffers(), self.generator.buffers()):
             b_ema.copy_(b)
 
-    # -- validation: a sample-quality score picks the best checkpoint -------------------------------
+    # -- validation and test: the evaluator scores samples against these batches ---------------------
     def validation_step(self, batch, batch_idx):
-        self.remember("val", batch)
+        """Nothing of the GAN's own: SampleQuality scores samples against the val batches (val/fid, val/mmd)."""
 
-    def on_validation_epoch_end(self) -> None:
-        real = self.remembered("val")
-        if real is None:
-            return
-        x, y = real
-        g = torch.Generator().manual_seed(1)
-        fake = self.sample(len(x), y.cpu() if self.conditional else None, generator=g)
-        if self.spec.modality == "tabular":
-            score = quality.table_quality(fake, x, self.input_mean, self.input_std)["mmd"]
-        else:
-            score = quality.frechet_distance(self.image_features(), x.float(), fake)
-        self.log(self.monitor()[0], score, prog_bar=True, sync_dist=True)
+    def test_step(self, batch, batch_idx):
+        """Nothing of the GAN's own: SampleQuality scores samples against the test batches."""

@@ -1,21 +1,22 @@
 """What the VAE and the GAN share: conv stacks that fit any image size, labels for conditional
-models, the raw <-> model scale of tables, and test-time quality metrics (zoo/quality.py).
+models, and the raw <-> model scale of tables.
 
 A generative model's "model space" is [0, 1] pixels for images and standardised features for
-tables; `sample()` returns images in [0, 1] or table rows on the data's raw scale.
+tables; `sample()` returns images in [0, 1] or table rows on the data's raw scale. The quality of
+those samples (FID, KID, MMD, ...) is measured by `zoo.evaluation.quality.SampleQuality`, an
+evaluator that zoo.fit and `zoo test` attach with the run's data: the model only samples.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo import quality
 from zoo.errors import ConfigError, ZooError, choose
 from zoo.models.base import ZooModel
 
@@ -82,8 +83,9 @@ class GenerativeModel(ZooModel):
     """Base of `vae` and `gan`: image or tabular data of any task; conditional on class labels."""
 
     supports = frozenset({("image", "*"), ("tabular", "*")})
-    #: samples drawn at test time for the quality metrics
-    quality_samples = 1000
+    #: True when checkpoints are picked by the quality of samples scored on the validation split
+    #: (the evaluator logs it under `monitor()`'s name), rather than by a loss the model logs itself
+    val_score_from_samples: ClassVar[bool] = False
 
     def __init__(self, spec: Any, optim: dict[str, Any] | None, *, arch: str, conditional: bool) -> None:
         super().__init__(spec, optim)
@@ -99,8 +101,6 @@ class GenerativeModel(ZooModel):
         self.conditional = conditional
         self.num_labels = int(self.spec.num_classes) if conditional else 0
         self.data_dim = math.prod(self.spec.input_shape)
-        self._eval: dict[str, list] = {}  # real batches seen in a val/test epoch (not model state)
-        self._judges: dict[str, Any] = {}  # the quality judge, kept out of the state_dict
 
     # -- labels and scales -----------------------------------------------------------------------
     def one_hot(self, labels: torch.Tensor | None) -> torch.Tensor | None:
@@ -152,82 +152,3 @@ class GenerativeModel(ZooModel):
         if self.spec.modality == "image":
             return {"samples": self.sample_grid()}
         return {"samples": self.sample(500, generator=torch.Generator().manual_seed(0))}
-
-    # -- evaluation --------------------------------------------------------------------------------
-    def remember(self, stage: str, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
-        """Keep a val/test batch (detached) for the epoch-end metrics."""
-        x, y = batch
-        self._eval.setdefault(stage, []).append((x.detach(), y.detach()))
-
-    def remembered(self, stage: str) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """Return and forget the (x, y) seen in this epoch of `stage`, or None."""
-        batches = self._eval.pop(stage, [])
-        if not batches:
-            return None
-        return torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
-
-    def judge(self) -> quality.Judge | None:
-        """Return the image judge for the trainer's data (trained once, then cached), or None."""
-        trainer = self._trainer
-        datamodule = getattr(trainer, "datamodule", None)
-        if datamodule is None or (trainer is not None and trainer.fast_dev_run):
-            return None  # fast_dev_run checks the plumbing: no judge training, pixel features instead
-        if "judge" not in self._judges:
-            self._judges["judge"] = quality.judge_for(datamodule, self.device)
-        judge = self._judges["judge"]
-        return judge.to(self.device) if judge is not None else None
-
-    def image_features(self) -> nn.Module:
-        """Return the judge as a feature extractor, else the flattened pixels (for unlabelled images)."""
-        judge = self.judge()
-        if judge is not None:
-            return judge
-        pixels = nn.Flatten()
-        pixels.num_features = self.data_dim  # what torchmetrics reads to size its statistics
-        return pixels
-
-    @torch.no_grad()
-    def quality_metrics(self, real_x: torch.Tensor, real_y: torch.Tensor, n: int) -> dict[str, float]:
-        """Return sample-quality metrics of `n` fixed-seed samples against real data (see zoo/quality.py)."""
-        g = torch.Generator().manual_seed(0)
-        labels = None
-        if self.conditional:  # generate in the real data's class proportions
-            labels = real_y[torch.randint(len(real_y), (n,), generator=g)].cpu()
-        fake = self.sample(n, labels, generator=g)
-        if self.spec.modality == "tabular":
-            out = quality.table_quality(fake, real_x, self.input_mean, self.input_std)
-            base = quality.gaussian_baseline(n, self.input_mean, self.input_std)
-            out.update({f"{k}_gaussian": v for k, v in
-                        quality.table_quality(base, real_x, self.input_mean, self.input_std).items()})
-            datamodule = getattr(self._trainer, "datamodule", None)
-            if hasattr(datamodule, "split"):  # what real rows score: the floor set by the test split's size
-                train_x = datamodule.split("train")[0]
-                out.update({f"{k}_train": v for k, v in
-                            quality.table_quality(train_x, real_x, self.input_mean, self.input_std).items()})
-            return out
-        judge = self.judge()
-        if judge is None:  # no labelled train split to train a judge on
-            return {"fid_pixels": quality.frechet_distance(self.image_features(), real_x.float(), fake)}
-        out = quality.image_quality(judge, real_x, fake, labels)
-        out["judge_acc"] = quality.accuracy(judge, real_x, real_y)  # how far the judge itself can be trusted
-        out["confident_real"] = float((judge.classify(real_x).max(-1).values >= quality.CONFIDENCE).float().mean())
-        return out
-
-    def extra_test_metrics(self, real_x: torch.Tensor, real_y: torch.Tensor) -> dict[str, float]:
-        """Return model-specific test metrics computed from the whole test split (none by default)."""
-        return {}
-
-    def test_step(self, batch, batch_idx):
-        self.remember("test", batch)
-
-    def on_test_epoch_end(self) -> None:
-        real = self.remembered("test")
-        if real is None:
-            return
-        was_training = self.training
-        self.eval()
-        metrics = {**self.quality_metrics(*real, self.quality_samples), **self.extra_test_metrics(*real)}
-        self.train(was_training)
-        # Under DDP each rank scores its shard of the test split; the logged value is their mean.
-        for name, value in metrics.items():
-            self.log(f"test/{name}", float(value), sync_dist=True)

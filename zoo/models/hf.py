@@ -21,17 +21,16 @@ from torch import nn
 
 from zoo.bounds import PositiveInt, Probability
 from zoo.errors import ConfigError, choose
-from zoo.generation import TextModel
-from zoo.local_models import LOCAL_MODELS, local_model_path
 from zoo.models.base import TaskModel
-from zoo.registry import MODELS
+from zoo.models.text import TextModel
+from zoo.registry import LOCAL_MODELS, MODELS, local_model_path
 
 ARCHS = ("auto", "gpt2", "bert")
 POOLINGS = ("cls", "mean")
 
 
 def backbone_folder(name_or_path: str) -> Path:
-    """Return the folder of a local HF model: a path, or a packaged model's name (zoo.local_models)."""
+    """Return the folder of a local HF model: a path, or a packaged model's name (zoo.registry.LOCAL_MODELS)."""
     path = local_model_path(name_or_path) or Path(name_or_path).expanduser()
     if not (path / "config.json").is_file():
         raise ConfigError(f"backbone_path '{name_or_path}' is not a folder with a config.json. "
@@ -51,7 +50,7 @@ def scratch_config(arch: str, spec: Any, d_model: int, n_layer: int, n_head: int
         # loss ignores it; bos/eos are the data tokenizer's, so HF generation stops where zoo's does.
         bos = eos = None
         if spec.tokenizer is not None:
-            from zoo.tokenizer import load_tokenizer, special_id
+            from zoo.spec import load_tokenizer, special_id
 
             tok = load_tokenizer(spec.tokenizer)
             bos, eos = special_id(tok, "bos"), special_id(tok, "eos")

@@ -20,8 +20,8 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from zoo.bounds import PositiveInt, Probability
 from zoo.errors import ConfigError, choose
-from zoo.generation import TextModel
 from zoo.models.base import TaskModel
+from zoo.models.text import TextModel
 from zoo.registry import MODELS
 
 CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}

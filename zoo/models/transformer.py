@@ -9,7 +9,7 @@ outputs (the head) change with the data:
     tabular (FT)  one token per feature (x_i * w_i + b_i) + [CLS] -> blocks -> pool -> head
 
 Attention is `F.scaled_dot_product_attention`, which picks flash / memory-efficient kernels on a
-GPU. The causal LM maps one-to-one onto Hugging Face's GPT-2 (see zoo/export.py).
+GPU. The causal LM maps one-to-one onto Hugging Face's GPT-2 (see zoo/hub/export.py).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from torch import nn
 
 from zoo.bounds import PositiveInt, Probability
 from zoo.errors import ConfigError, choose
-from zoo.generation import TextModel
 from zoo.models.base import TaskModel
+from zoo.models.text import TextModel
 from zoo.registry import MODELS
 
 POSITIONS = ("learned", "sinusoidal")

@@ -15,7 +15,6 @@ import torch.nn.functional as F
 import torchmetrics
 from torch import nn
 
-from zoo import quality
 from zoo.bounds import NonNegativeFloat, NonNegativeInt, PositiveInt, Widths
 from zoo.errors import ConfigError, choose
 from zoo.models.generative import GenerativeModel, conv_down, conv_up, halvings, mlp
@@ -99,6 +98,7 @@ class VAE(GenerativeModel):
         self.log_scale = nn.Parameter(torch.zeros(shape)) if likelihood == "gaussian" else None
         self.metrics = nn.ModuleDict({f"{s}_{t}": torchmetrics.MeanMetric() for s in ("train", "val", "test")
                                       for t in TERMS})
+        self._preview: tuple[torch.Tensor, torch.Tensor] | None = None  # a val batch for the samples (not state)
 
     # -- the model ---------------------------------------------------------------------------------
     def model_input(self, x: torch.Tensor) -> torch.Tensor:
@@ -192,32 +192,15 @@ class VAE(GenerativeModel):
 
     def validation_step(self, batch, batch_idx):
         if batch_idx == 0:
-            self._eval["preview"] = [batch]  # real images for the reconstruction grid
+            self._preview = batch  # real images for the reconstruction grid
         self._shared_step(batch, "val")
-
-    def test_step(self, batch, batch_idx):
-        super().test_step(batch, batch_idx)
-        self._shared_step(batch, "test")
-
-    def on_test_epoch_end(self) -> None:
-        self._log_epoch("test")
-        super().on_test_epoch_end()
-
-    def extra_test_metrics(self, real_x: torch.Tensor, real_y: torch.Tensor) -> dict[str, float]:
-        """Return recon_acc: the share of test reconstructions that the judge labels correctly."""
-        judge = self.judge() if self.spec.modality == "image" else None
-        if judge is None:
-            return {}
-        recon = self.reconstruct(real_x, real_y if self.conditional else None)
-        return {"recon_acc": quality.accuracy(judge, recon, real_y)}
 
     def make_samples(self) -> dict[str, torch.Tensor]:
         """Return samples, plus for images originals beside their reconstructions and an interpolation."""
         out = super().make_samples()
-        preview = self._eval.get("preview")
-        if self.spec.modality != "image" or not preview:
+        if self.spec.modality != "image" or self._preview is None:
             return out
-        x, y = preview[0]
+        x, y = self._preview
         x, y = x[:32], (y[:32] if self.conditional else None)
         recon = self.reconstruct(x, y)
         out["reconstructions"] = torch.stack([x.float(), recon], 1).flatten(0, 1)  # original, recon, ...

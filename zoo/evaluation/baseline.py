@@ -1,4 +1,4 @@
-"""`zoo baseline --data NAME`: classical scikit-learn models on exactly the splits zoo trains on.
+"""Classical scikit-learn models on exactly the splits zoo trains on (`zoo baseline --data NAME`).
 
 A learner sees what a neural network buys over logistic/ridge regression and a random forest.
 Features are standardised with train-split statistics, as the zoo models do.
@@ -6,7 +6,6 @@ Features are standardised with train-split statistics, as the zoo models do.
 
 from __future__ import annotations
 
-import shutil
 from typing import Any
 
 import numpy as np
@@ -66,23 +65,3 @@ def fit_baselines(datamodule: Any) -> dict[str, dict[str, float]]:
             result.update({f"{split}/{k}": float(v) for k, v in scores(spec.task, y, est.predict(features(x))).items()})
         out[name] = result
     return out
-
-
-def run_baseline(data: str, overrides: list[str]) -> dict[str, dict[str, float]]:
-    """Fit and print the baselines for a registered dataset (with data.key=value overrides)."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from zoo.cli import datamodule_for
-
-    datamodule = datamodule_for({"data": {"name": data}}, overrides)
-    results = fit_baselines(datamodule)
-    metrics = sorted({k for r in results.values() for k in r}, key=lambda k: (k.split("/")[0] != "val", k))
-    table = Table(title=f"baselines on '{data}' (same splits as zoo, seed {datamodule.seed})", title_justify="left")
-    table.add_column("model", no_wrap=True)
-    for m in metrics:
-        table.add_column(m, justify="right")
-    for name, r in results.items():
-        table.add_row(name, *[f"{r[m]:.4f}" for m in metrics])
-    Console(width=max(140, shutil.get_terminal_size().columns)).print(table)
-    return results

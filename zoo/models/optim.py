@@ -1,30 +1,49 @@
 """Optimizers and learning-rate schedules built from the `optim` config block.
 
     optim: {name: adamw, lr: 1e-3, weight_decay: 0.01, scheduler: {name: cosine, warmup_steps: 100}}
+
+`OptimConfig` is both the schema of that block (zoo/training/config.py checks configs against it)
+and the defaults that `build_optimizer` fills in. It lives here, beside the builders, because a
+model builds its own optimizer in `configure_optimizers` (Lightning's hook), from its `optim`
+hyper-parameters, also when it is loaded and trained without zoo.fit.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
+from zoo.bounds import Fraction, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Probability
 from zoo.errors import choose
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("none", "cosine", "linear", "step", "onecycle")
-DEFAULTS: dict[str, Any] = {
-    "name": "adamw",
-    "lr": 1e-3,
-    "weight_decay": 0.0,
-    "betas": (0.9, 0.999),
-    "eps": 1e-8,
-    "momentum": 0.9,
-    "nesterov": False,
-    "scheduler": {"name": "none"},
-}
+
+
+@dataclass
+class SchedulerConfig:
+    name: str = "none"  # none | cosine | linear | step | onecycle
+    warmup_steps: NonNegativeInt = 0
+    min_lr_ratio: Fraction = 0.0  # cosine/linear decay floor, as a fraction of lr
+    step_size: PositiveInt = 1000  # step: decay every this many optimizer steps
+    gamma: PositiveFloat = 0.1
+
+
+@dataclass
+class OptimConfig:
+    name: str = "adamw"  # adam | adamw | sgd
+    lr: PositiveFloat = 1e-3
+    weight_decay: NonNegativeFloat = 0.0
+    betas: list[Probability] = field(default_factory=lambda: [0.9, 0.999])
+    eps: PositiveFloat = 1e-8
+    momentum: Probability = 0.9  # sgd only
+    nesterov: bool = False  # sgd only
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
 
 
 def param_groups(module: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -36,8 +55,8 @@ def param_groups(module: nn.Module, weight_decay: float) -> list[dict[str, Any]]
 
 
 def build_optimizer(module: nn.Module, cfg: dict[str, Any]) -> torch.optim.Optimizer:
-    """Return the optimizer named by `cfg["name"]` over `module`'s parameters."""
-    cfg = {**DEFAULTS, **cfg}
+    """Return the optimizer named by `cfg["name"]` over `module`'s parameters (OptimConfig's defaults fill gaps)."""
+    cfg = {**dataclasses.asdict(OptimConfig()), **cfg}
     name = choose("optimizer", cfg["name"], OPTIMIZERS)
     groups = param_groups(module, cfg["weight_decay"])
     if name == "sgd":
@@ -62,7 +81,7 @@ def lr_factor(step: int, total: int, name: str, warmup: int, min_ratio: float, s
 
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg: dict[str, Any], total_steps: int) -> dict | None:
     """Return a Lightning `lr_scheduler` dict stepping every optimizer step, or None for `name: none`."""
-    sched = {"name": "none", "warmup_steps": 0, "min_lr_ratio": 0.0, "step_size": 1000, "gamma": 0.1, **cfg}
+    sched = {**dataclasses.asdict(SchedulerConfig()), **cfg}
     name = choose("scheduler", sched["name"], SCHEDULERS)
     if name == "none" and not sched["warmup_steps"]:
         return None

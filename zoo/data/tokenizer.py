@@ -5,9 +5,7 @@ so generation and prediction work from a checkpoint alone:
 
     tok = build_tokenizer("bpe", train_texts, vocab_size=2000)   # char | bpe | wordpiece | <path>
     spec_field = tok.to_str()
-    tok = load_tokenizer(spec.tokenizer)
-    ids = encode(tok, "hello")            # list[int], no special tokens added
-    text = decode(tok, ids)
+    tok = load_tokenizer(spec.tokenizer)  # the readers (encode, decode, special_id) are in zoo.spec
 
 Trained tokenizers share four special tokens, ids 0-3: `<pad>`, `<unk>`, `<bos>`, `<eos>`.
 `char` keeps every character of the train split (exact round trip); `bpe` is byte-level like
@@ -22,16 +20,13 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from zoo.errors import ConfigError
+from zoo.spec import ROLE_TOKENS, decode, encode, encode_padded, load_tokenizer, special_id
+
+__all__ = ["KINDS", "ROLE_TOKENS", "SPECIALS", "build_tokenizer", "char_tokenizer", "decode", "encode",
+           "encode_many", "encode_padded", "load_tokenizer", "special_id", "trained_tokenizer"]
 
 SPECIALS = ("<pad>", "<unk>", "<bos>", "<eos>")
 KINDS = ("char", "bpe", "wordpiece")
-# Names that pretrained tokenizers use for the same roles, tried in order.
-ROLE_TOKENS = {
-    "pad": ("<pad>", "[PAD]", "<|pad|>"),
-    "bos": ("<bos>", "<s>", "[CLS]", "<|endoftext|>"),
-    "eos": ("<eos>", "</s>", "[SEP]", "<|endoftext|>"),
-    "unk": ("<unk>", "[UNK]"),
-}
 
 
 def build_tokenizer(kind: str, texts: Sequence[str], vocab_size: int = 1000):
@@ -40,7 +35,7 @@ def build_tokenizer(kind: str, texts: Sequence[str], vocab_size: int = 1000):
         return char_tokenizer(texts)
     if kind in ("bpe", "wordpiece"):
         return trained_tokenizer(kind, texts, vocab_size)
-    from zoo.local_models import local_model_path
+    from zoo.registry import local_model_path
 
     path = local_model_path(kind) or Path(kind).expanduser()  # e.g. all-minilm-l6-v2 from its package
     if path.is_dir():
@@ -107,51 +102,6 @@ def trained_tokenizer(kind: str, texts: Sequence[str], vocab_size: int):
     return tok
 
 
-def load_tokenizer(json_str: str):
-    """Return the tokenizer serialised in a DataSpec (`tokenizer.to_str()`)."""
-    from tokenizers import Tokenizer
-
-    tok = Tokenizer.from_str(json_str)
-    tok.encode_special_tokens = True  # not part of the JSON: a literal "<pad>" in user text stays text
-    return tok
-
-
-def special_id(tok, role: str) -> int | None:
-    """Return the id of the pad, bos, eos or unk token of `tok`, or None if it has none."""
-    for token in ROLE_TOKENS[role]:
-        i = tok.token_to_id(token)
-        if i is not None:
-            return i
-    return None
-
-
-def encode(tok, text: str) -> list[int]:
-    """Return the token ids of `text`, without special tokens (for language modeling and prompts)."""
-    return tok.encode(text, add_special_tokens=False).ids
-
-
 def encode_many(tok, texts: Sequence[str]) -> list[list[int]]:
     """Return the token ids of each text, without special tokens, encoded in parallel."""
     return [e.ids for e in tok.encode_batch(list(texts), add_special_tokens=False)]
-
-
-def encode_padded(tok, texts: Sequence[str], length: int, pad_id: int):
-    """Return a (N, length) int64 tensor of texts encoded for classification.
-
-    A pretrained tokenizer adds its own special tokens (BERT: [CLS] ... [SEP]); texts are cut to
-    `length` tokens and padded with `pad_id` on the right.
-    """
-    import torch
-
-    tok = load_tokenizer(tok.to_str())  # a copy: truncation settings must not leak into the spec
-    tok.enable_truncation(max_length=length)
-    tok.no_padding()
-    out = torch.full((len(texts), length), pad_id, dtype=torch.long)
-    for i, e in enumerate(tok.encode_batch(list(texts))):
-        out[i, : len(e.ids)] = torch.tensor(e.ids, dtype=torch.long)
-    return out
-
-
-def decode(tok, ids: Iterable[int]) -> str:
-    """Return the text of token ids, dropping special tokens."""
-    return tok.decode(list(ids), skip_special_tokens=True)

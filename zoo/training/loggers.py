@@ -1,79 +1,23 @@
-"""Experiment loggers built from the `logger` config section: csv (default), tensorboard, wandb.
+"""Experiment loggers built from the checked `logger` config section: csv (default), tensorboard, wandb.
 
     logger: {name: csv}
     logger: [{name: csv}, {name: tensorboard}, {name: wandb, project: zoo}]
+
+Every logger can continue a resumed run where its checkpoint left it (`cursor`, from
+zoo/training/resume.py): the CSV file cut back to the checkpoint's row, TensorBoard purging the
+steps after it, the same W&B run id and step.
 """
 
 from __future__ import annotations
 
+import csv
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zoo.config import checked
-from zoo.errors import ConfigError, choose
-
-
-@dataclass
-class CSVConfig:
-    name: str = "csv"
-
-
-@dataclass
-class TensorBoardConfig:
-    name: str = "tensorboard"
-    log_graph: bool = False
-
-
-@dataclass
-class WatchConfig:
-    log: str | None = None  # gradients | parameters | all; None disables watching
-    log_freq: int = 100
-
-
-@dataclass
-class WandbConfig:
-    name: str = "wandb"
-    project: str = "zoo"
-    entity: str | None = None
-    run_name: str | None = None  # default: the run dir's experiment/timestamp
-    group: str | None = None
-    tags: list[str] = field(default_factory=list)
-    notes: str | None = None
-    mode: str | None = None  # online | offline | disabled; default: online with an API key, else offline
-    log_model: Any = False  # false | true | all: upload checkpoints as artifacts
-    watch: WatchConfig = field(default_factory=WatchConfig)
-
-
-SCHEMAS = {"csv": CSVConfig, "tensorboard": TensorBoardConfig, "wandb": WandbConfig}
-
-
-def check_loggers(value: Any) -> list[dict[str, Any]]:
-    """Return the logger section as a list of checked logger configs (a single mapping is allowed)."""
-    if value is None:
-        return [checked(CSVConfig, {}, "logger")]
-    if value is False:
-        return []
-    items = value if isinstance(value, (list, tuple)) else [value]
-    out = []
-    for i, item in enumerate(items):
-        if isinstance(item, str):
-            item = {"name": item}
-        if not isinstance(item, dict) or "name" not in item:
-            raise ConfigError(f"Each logger needs a name ({', '.join(SCHEMAS)}), got {item!r}")
-        where = "logger" if len(items) == 1 else f"logger[{i}]"
-        name = choose("logger", item["name"], SCHEMAS)
-        c = checked(SCHEMAS[name], item, where)
-        if name == "wandb":  # checked here, so that a typo fails before any run starts
-            if c["watch"]["log"]:
-                c["watch"]["log"] = choose(f"{where}.watch.log", c["watch"]["log"], ("gradients", "parameters", "all"))
-            log_model = choose(f"{where}.log_model", str(c["log_model"]).lower(), ("false", "true", "all"))
-            c["log_model"] = {"false": False, "true": True, "all": "all"}[log_model]
-            if c["mode"]:
-                c["mode"] = choose(f"{where}.mode", c["mode"], ("online", "offline", "disabled"))
-        out.append(c)
-    return out
+from lightning.fabric.loggers.logger import rank_zero_experiment
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger, WandbLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
 
 def build_loggers(configs: list[dict[str, Any]], run_dir: Path, cursor: dict[str, Any] | None = None) -> list[Any]:
@@ -82,10 +26,6 @@ def build_loggers(configs: list[dict[str, Any]], run_dir: Path, cursor: dict[str
     `cursor` (from the checkpoint being resumed) makes every logger continue where that
     checkpoint left it: the same CSV file and W&B run, TensorBoard purging the steps after it.
     """
-    from lightning.pytorch.loggers import TensorBoardLogger
-
-    from zoo.resume import ResumableCSVLogger
-
     cursor = cursor or {}
     loggers = []
     for c in configs:
@@ -104,7 +44,6 @@ def build_loggers(configs: list[dict[str, Any]], run_dir: Path, cursor: dict[str
 
 def start_loggers(loggers: list[Any], cfg: dict[str, Any], model: Any, cursor: dict[str, Any] | None = None) -> None:
     """Log the resolved config to every logger, start W&B watching, and continue a resumed run's logs."""
-    from lightning.pytorch.loggers import WandbLogger
     from lightning.pytorch.utilities import rank_zero_only
 
     for logger in loggers:
@@ -117,15 +56,14 @@ def start_loggers(loggers: list[Any], cfg: dict[str, Any], model: Any, cursor: d
         if run.step < logger.resume_step:
             # offline, W&B restarts the step at 0: continue at the checkpoint's step instead
             run.log({}, step=logger.resume_step, commit=False)
-    from zoo.resume import log_pending
-
     log_pending(loggers, cursor or {})
 
 
 def wandb_mode(requested: str | None) -> str:
-    """Return the W&B mode: the requested one, else online only when an API key is configured."""
+    """Return the W&B mode: the requested one (checked with the logger section), else online only when an
+    API key is configured."""
     if requested:
-        return choose("wandb mode", requested, ("online", "offline", "disabled"))
+        return requested
     env = os.environ.get("WANDB_MODE")
     if env:
         return env
@@ -146,7 +84,6 @@ def build_wandb(c: dict[str, Any], run_dir: Path, cursor: dict[str, Any]) -> Any
 
     A resumed run reopens the run id stored in its checkpoint and continues at the stored step.
     """
-    from lightning.pytorch.loggers import WandbLogger
     from lightning.pytorch.utilities import rank_zero_only
 
     mode = wandb_mode(c["mode"])
@@ -165,7 +102,6 @@ def build_wandb(c: dict[str, Any], run_dir: Path, cursor: dict[str, Any]) -> Any
 
 def finish_loggers(loggers: list[Any], results: dict[str, Any] | None) -> None:
     """Put final val/test metrics in the W&B summary, close the run and say where it is (URL or sync command)."""
-    from lightning.pytorch.loggers import WandbLogger
     from lightning.pytorch.utilities import rank_zero_only
 
     for logger in loggers:
@@ -185,3 +121,91 @@ def finish_loggers(loggers: list[Any], results: dict[str, Any] | None) -> None:
             print(f"W&B run saved offline; upload it with: wandb sync {run_path}")
         elif url:
             print(f"W&B run: {url}")
+
+
+# -- continuing a resumed run's logs --------------------------------------------------------------
+
+
+def log_cursor(trainer: Any) -> dict[str, Any]:
+    """Flush the loggers and return how far each got: CSV rows, W&B run id and step, next step."""
+    cursor: dict[str, Any] = {"step": trainer.fit_loop.epoch_loop._batches_that_stepped}
+    for logger in trainer.loggers:
+        if isinstance(logger, ResumableCSVLogger):
+            logger.save()  # rows buffered in memory would be lost by a kill
+            cursor["csv_rows"] = logger.experiment.rows_written
+        elif isinstance(logger, TensorBoardLogger):
+            logger.experiment.flush()
+        elif isinstance(logger, WandbLogger):
+            cursor["wandb_id"] = logger.experiment.id
+            cursor["wandb_step"] = logger.experiment.step
+    return cursor
+
+
+def log_pending(loggers: list[Any], cursor: dict[str, Any]) -> None:
+    """Log the metrics that the resumed checkpoint was saved just before (see `ResumeState`)."""
+    if cursor.get("pending"):
+        for logger in loggers:
+            if isinstance(logger, TensorBoardLogger) and cursor["pending_step"] < cursor["step"]:
+                continue  # TensorBoard kept that step (purge_step starts after it)
+            logger.log_metrics(cursor["pending"], step=cursor["pending_step"])
+            logger.save()
+
+
+class AppendingWriter(ExperimentWriter):
+    """CSV writer that keeps an existing metrics.csv (cut to `keep_rows` rows) instead of deleting it."""
+
+    def __init__(self, log_dir: str, keep_rows: int | None = None) -> None:
+        self.keep_rows = keep_rows
+        super().__init__(log_dir)
+
+    def _check_log_dir_exists(self) -> None:
+        path = Path(self.metrics_file_path)
+        self.rows_written = 0
+        if not path.is_file():
+            return
+        if self.keep_rows is None:  # a fresh run never shares its dir, but be safe: start over
+            path.unlink()
+            return
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            header, rows = list(reader.fieldnames or []), list(reader)[: self.keep_rows]
+        with open(path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=header)
+            writer.writeheader()
+            writer.writerows(rows)
+        self.metrics_keys = header
+        self.rows_written = len(rows)
+
+    def save(self) -> None:
+        self.rows_written += len(self.metrics)
+        super().save()
+
+
+class ResumableCSVLogger(CSVLogger):
+    """CSVLogger writing run_dir/metrics.csv; after a resume it continues the file at the checkpoint's row."""
+
+    def __init__(self, save_dir: str, keep_rows: int | None = None) -> None:
+        super().__init__(save_dir=save_dir, name="", version="")
+        self.keep_rows = keep_rows
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> AppendingWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = AppendingWriter(self.log_dir, self.keep_rows)
+        return self._experiment
+
+
+def quiet_lightning() -> None:
+    """Silence Lightning's advertising and the warnings that do not apply to in-memory data."""
+    import logging
+    import warnings
+
+    for pattern in (".*does not have many workers.*", ".*smaller than the logging interval.*", ".*LeafSpec.*",
+                    ".*Checkpoint directory .* exists and is not empty.*", ".*Experiment logs directory .* exists.*",
+                    ".*sync_dist=True.*"):  # epoch metrics are reduced by torchmetrics already
+        warnings.filterwarnings("ignore", pattern)
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
+        lambda record: "litlogger" not in record.getMessage() and "LitModels" not in record.getMessage()
+    )

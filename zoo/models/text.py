@@ -14,7 +14,7 @@ and gets, from the tokenizer serialised in its DataSpec (so it works from a chec
 - `make_samples()` -> {"text": [...]} a few generations, written each validation epoch by the
   Samples callback (seeded with the epoch, so sampling never disturbs the training RNG);
 - `encode_text(lines)` -> (N, T) padded ids, for token classifiers (`zoo predict file.txt`);
-- `tokenizer`, the `tokenizers.Tokenizer` of the data (see zoo/tokenizer.py).
+- `tokenizer`, the `tokenizers.Tokenizer` of the data (trained by zoo/data/tokenizer.py, read by zoo.spec).
 
 The sequence convention of zoo's text data: a text (a name, a document) starts with the `<bos>`
 token and ends with `<eos>`; padding uses `spec.pad_id`, which the LM loss ignores. Generation
@@ -50,7 +50,7 @@ class TextModel:
         if self.spec.tokenizer is None:
             raise ZooError("This model's data has no tokenizer, so it cannot read or write text")
         if getattr(self, "_tokenizer", None) is None:
-            from zoo.tokenizer import load_tokenizer
+            from zoo.spec import load_tokenizer
 
             self._tokenizer = load_tokenizer(self.spec.tokenizer)
         return self._tokenizer
@@ -68,7 +68,7 @@ class TextModel:
     def generate(self, prompt: str = "", *, n: int = 1, max_new_tokens: int | None = None, temperature: float = 1.0,
                  top_k: int | None = None, seed: int | None = None) -> list[str]:
         """Return `n` texts sampled after `prompt` (temperature 0 = greedy), each including the prompt."""
-        from zoo.tokenizer import decode, encode, special_id
+        from zoo.spec import decode, encode, special_id
 
         self._require("language_modeling", "generate")
         if n < 1:
@@ -122,7 +122,7 @@ class TextModel:
 
     def encode_text(self, lines: list[str]) -> torch.Tensor:
         """Return (N, T) token ids of text lines, padded and cut as the classifier was trained."""
-        from zoo.tokenizer import encode_padded
+        from zoo.spec import encode_padded
 
         self._require("classification", "encode_text")
         return encode_padded(self.tokenizer, lines, self.context_length, self.spec.pad_id or 0)

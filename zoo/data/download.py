@@ -7,8 +7,12 @@
   request (or a seek, for local files) when the server allows it.
 - The finished file is checked against `sha256` before `os.replace` moves it to `dest`, so `dest`
   is either absent or complete and verified. A mismatch deletes the partial file and raises.
-- A lock file (`<dest>.lock`, `fcntl.flock`) serialises concurrent callers, e.g. DDP ranks that
-  all run `prepare_data()`: the first downloads, the others find the verified file.
+- A lock file (`<dest>.lock`, the `filelock` library) serialises concurrent callers, e.g. DDP
+  ranks or two runs that all call `prepare_data()`: the first downloads, the others find the
+  verified file.
+
+`cache_dir()` is zoo's one cache folder ($ZOO_HOME): downloaded data and weights, and the judges
+that zoo.evaluation trains, all live under it.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import unquote, urlparse
+
+from filelock import FileLock
 
 from zoo.errors import ZooError
 
@@ -44,23 +50,6 @@ def sha256_of(path: str | Path) -> str:
     return h.hexdigest()
 
 
-@contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on `path` (created if needed) for the duration of the block."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        try:
-            import fcntl
-        except ImportError:  # Windows: no flock; concurrent ranks there are not supported
-            yield
-            return
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 def download(url: str, dest: str | Path, sha256: str | None, progress: bool = True) -> Path:
     """Return `dest` holding the verified contents of `url`, downloading it only if needed.
 
@@ -71,7 +60,8 @@ def download(url: str, dest: str | Path, sha256: str | None, progress: bool = Tr
     expected = sha256.lower() if sha256 else None
     if dest.is_file() and (expected is None or sha256_of(dest) == expected):
         return dest
-    with file_lock(dest.with_name(dest.name + ".lock")):
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(dest.with_name(dest.name + ".lock")):
         if dest.is_file():  # another rank may have finished while we waited
             if expected is None or sha256_of(dest) == expected:
                 return dest

@@ -1,11 +1,12 @@
-"""Quality metrics for generative models, computed offline on a data set's test split.
+"""Quality metrics for generative models, computed offline against a data set's real rows, and the
+evaluator (`SampleQuality`) that zoo.fit and `zoo test` attach to every generative model's run.
 
 Images are judged by a small CNN classifier that zoo trains itself on the same data's train
 split (`judge_for`): its penultimate features feed torchmetrics' FID and KID (no Inception
 download), and its softmax says how many samples look like a confident digit and how many
 classes they cover. The judge trains deterministically (fixed seed, fixed recipe) and is cached
-under `$ZOO_HOME/judges/` keyed by a hash of the training data, so every evaluation of the same
-data uses the very same judge.
+in zoo's cache folder (`$ZOO_HOME/judges/`, zoo.data.download.cache_dir) keyed by a hash of the
+training data, so every evaluation of the same data uses the very same judge.
 
 Tables are compared directly, on features standardised with the train split's statistics:
 an unbiased RBF-kernel MMD² and the mean per-feature Kolmogorov-Smirnov distance.
@@ -16,22 +17,19 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from pathlib import Path
 from typing import Any
 
+import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from zoo.data.download import cache_dir
 
 # Bump when the judge's architecture or training changes, so stale cached judges are not reused.
 JUDGE_RECIPE = "cnn32-64-bn/onecycle3e-3/epochs40/bs64/noise0.05-joint/seed0/v4"
 CONFIDENCE = 0.9
 OUTLIER_WEIGHT = 0.05
-
-
-def zoo_home() -> Path:
-    """Return zoo's cache folder: $ZOO_HOME, else ~/.cache/zoo."""
-    return Path(os.environ.get("ZOO_HOME") or Path.home() / ".cache" / "zoo")
 
 
 # -- the judge: a classifier trained by zoo on the same data -------------------------------------
@@ -123,7 +121,7 @@ def judge_for(datamodule: Any, device: torch.device | str = "cpu") -> Judge | No
     if spec is None or spec.modality != "image" or spec.task != "classification" or not hasattr(datamodule, "split"):
         return None
     x, y = datamodule.split("train")
-    path = zoo_home() / "judges" / f"{data_key(x, y)}.pt"
+    path = cache_dir() / "judges" / f"{data_key(x, y)}.pt"
     if path.is_file():
         state = torch.load(path, map_location="cpu", weights_only=True)
         judge = Judge(**state["config"])
@@ -249,3 +247,126 @@ def feature_comparison(fake: torch.Tensor, real: torch.Tensor, names: Any = None
          "sample_std": float(fake[:, j].std()), "test_std": float(real[:, j].std()), "ks": float(ks[j])}
         for j in range(fake.shape[1])
     ]
+
+
+# -- the evaluator -------------------------------------------------------------------------------
+
+
+class SampleQuality(L.Callback):
+    """Score a generative model's samples against the real batches the trainer feeds it.
+
+    The model (a `zoo.models.generative.GenerativeModel`) only samples; this callback holds the
+    data, the judge and the metrics, so no model touches a datamodule or a cache:
+
+    - validation, for a model with `val_score_from_samples` (the GAN): one score under the name
+      `monitor()` gives, which picks the best checkpoint: FID in the judge's feature space for
+      images (`val/fid`), MMD to the validation rows for tables (`val/mmd`);
+    - test: `test/fid`, `kid`, `confident`, `classes` (and `cond_acc` for a conditional model),
+      `judge_acc`, `confident_real` and `recon_acc` (models that reconstruct) for images;
+      `test/mmd` and `ks` for tables, beside a Gaussian baseline (`*_gaussian`) and the floor that
+      the train rows themselves reach (`*_train`).
+
+    The data is the trainer's DataModule (`trainer.fit` / `trainer.test(..., datamodule=...)`): its
+    train split trains the judge, and its batches are what the samples are scored against. Under
+    DDP each rank scores its shard; the logged value is their mean.
+    """
+
+    def __init__(self, samples: int = 1000) -> None:
+        self.samples = samples  # drawn at test time
+        self.datamodule: Any = None
+        self._real: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
+        self._judge: Judge | None = None
+
+    def setup(self, trainer: L.Trainer, pl_module: Any, stage: str) -> None:
+        if trainer.datamodule is not self.datamodule:  # another DataModule: another judge
+            self.datamodule, self._judge = trainer.datamodule, None
+
+    # -- collecting the real batches -------------------------------------------------------------
+    def _keep(self, stage: str, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+        x, y = batch
+        self._real.setdefault(stage, []).append((x.detach(), y.detach()))
+
+    def _take(self, stage: str) -> tuple[torch.Tensor, torch.Tensor] | None:
+        batches = self._real.pop(stage, [])
+        if not batches:
+            return None
+        return torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        if getattr(pl_module, "val_score_from_samples", False):
+            self._keep("val", batch)
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        self._keep("test", batch)
+
+    # -- the judge -------------------------------------------------------------------------------
+    def judge(self, trainer: L.Trainer, device: torch.device) -> Judge | None:
+        """Return the judge for this data (trained once, then cached), or None: unlabelled data, or fast_dev_run."""
+        if trainer.fast_dev_run:  # checks the plumbing: no judge training, pixel features instead
+            return None
+        if self._judge is None and self.datamodule is not None:
+            self._judge = judge_for(self.datamodule, device)
+        return self._judge.to(device) if self._judge is not None else None
+
+    def features(self, trainer: L.Trainer, pl_module: Any) -> nn.Module:
+        """Return the judge as a feature extractor, else the flattened pixels."""
+        judge = self.judge(trainer, pl_module.device)
+        if judge is not None:
+            return judge
+        pixels = nn.Flatten()
+        pixels.num_features = pl_module.data_dim  # what torchmetrics reads to size its statistics
+        return pixels
+
+    # -- scores ----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: Any) -> None:
+        real = self._take("val")
+        if real is None:
+            return
+        x, y = real
+        fake = pl_module.sample(len(x), y.cpu() if pl_module.conditional else None,
+                                generator=torch.Generator().manual_seed(1))
+        if pl_module.spec.modality == "tabular":
+            score = table_quality(fake, x, pl_module.input_mean, pl_module.input_std)["mmd"]
+        else:
+            score = frechet_distance(self.features(trainer, pl_module), x.float(), fake)
+        pl_module.log(pl_module.monitor()[0], score, prog_bar=True, sync_dist=True)
+
+    @torch.no_grad()
+    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: Any) -> None:
+        real = self._take("test")
+        if real is None:
+            return
+        was_training = pl_module.training
+        pl_module.eval()
+        metrics = self.test_metrics(trainer, pl_module, *real)
+        pl_module.train(was_training)
+        for name, value in metrics.items():
+            pl_module.log(f"test/{name}", float(value), sync_dist=True)
+
+    def test_metrics(self, trainer: L.Trainer, model: Any, real_x: torch.Tensor, real_y: torch.Tensor) -> dict:
+        """Return the test metrics of `self.samples` fixed-seed samples of `model` against the real test rows."""
+        g = torch.Generator().manual_seed(0)
+        labels = None
+        if model.conditional:  # generate in the real data's class proportions
+            labels = real_y[torch.randint(len(real_y), (self.samples,), generator=g)].cpu()
+        fake = model.sample(self.samples, labels, generator=g)
+        mean, std = model.input_mean, model.input_std
+        if model.spec.modality == "tabular":
+            out = table_quality(fake, real_x, mean, std)
+            base = gaussian_baseline(self.samples, mean, std)
+            out.update({f"{k}_gaussian": v for k, v in table_quality(base, real_x, mean, std).items()})
+            if hasattr(self.datamodule, "split"):  # what real rows score: the floor set by the test split's size
+                train_x = self.datamodule.split("train")[0]
+                out.update({f"{k}_train": v for k, v in table_quality(train_x, real_x, mean, std).items()})
+            return out
+        judge = self.judge(trainer, model.device)
+        if judge is None:  # no labelled train split to train a judge on
+            return {"fid_pixels": frechet_distance(self.features(trainer, model), real_x.float(), fake)}
+        out = image_quality(judge, real_x, fake, labels)
+        out["judge_acc"] = accuracy(judge, real_x, real_y)  # how far the judge itself can be trusted
+        out["confident_real"] = float((judge.classify(real_x).max(-1).values >= CONFIDENCE).float().mean())
+        if hasattr(model, "reconstruct"):  # the share of test reconstructions the judge labels correctly
+            recon = model.reconstruct(real_x, real_y if model.conditional else None)
+            out["recon_acc"] = accuracy(judge, recon, real_y)
+        return out

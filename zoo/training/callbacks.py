@@ -1,9 +1,14 @@
-"""Callbacks that work with any logger: samples written to the run dir and sent to the loggers.
+"""The callbacks of a zoo run, built from the `callbacks` config section by `build_callbacks`.
 
-A model that can show what it learned implements `make_samples() -> dict[str, value]`, where
-a value is an image batch (B, C, H, W) in [0, 1], a list of strings, or a 2-D table tensor.
-`Samples` writes them under `run_dir/samples/` (PNG grid, .txt, .csv) and forwards them to
-TensorBoard or W&B when those loggers are active. Models never touch files or loggers.
+- checkpoints (zoo/training/checkpoint.py), exact resume (zoo/training/resume.py);
+- `FiniteLoss`: a NaN or infinite training loss stops the run with one line, before bad weights
+  are saved;
+- `Samples`: a model that can show what it learned implements `make_samples() -> dict[str, value]`,
+  where a value is an image batch (B, C, H, W) in [0, 1], a list of strings, or a 2-D table
+  tensor; `Samples` writes them under `run_dir/samples/` (PNG grid, .txt, .csv) and forwards them
+  to TensorBoard or W&B when those loggers are active. Models never touch files or loggers;
+- the sample-quality evaluator of generative models (zoo/evaluation/quality.py), the learning-rate
+  monitor and early stopping.
 """
 
 from __future__ import annotations
@@ -15,6 +20,88 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_only
+
+from zoo.errors import ZooError
+from zoo.evaluation.quality import SampleQuality, feature_comparison
+from zoo.training.checkpoint import checkpoint_callbacks
+from zoo.training.resume import ResumeState
+
+
+def build_callbacks(cfg: dict[str, Any], model: Any, run_dir: Path, has_logger: bool) -> list[L.Callback]:
+    """Return the callbacks of a run: checkpoints, exact resume, the NaN guard, samples, and as asked
+    the LR monitor and early stopping; a generative model gets the sample-quality evaluator too."""
+    from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor
+
+    cb = cfg["callbacks"]
+    samples, guard, resume = Samples(cb["samples_every_n_epochs"]), FiniteLoss(), ResumeState()
+    checkpoints = checkpoint_callbacks(cfg, model, run_dir, resume, guard)
+    callbacks = [*checkpoints, samples, resume, guard]
+    if callable(getattr(model, "sample", None)):
+        callbacks.append(SampleQuality())
+    if cb["lr_monitor"] and has_logger:
+        callbacks.append(LearningRateMonitor(logging_interval="step"))
+    es = cb["early_stopping"]
+    if es["enabled"]:
+        best = checkpoints[0]
+        callbacks.append(EarlyStopping(monitor=es["monitor"] or best.monitor, mode=es["mode"] or best.mode,
+                                       patience=es["patience"], min_delta=es["min_delta"]))
+    return callbacks
+
+
+class TrainingDiverged(ZooError):
+    """The loss became NaN or infinite; the message says where and which checkpoint is still good."""
+
+
+
+
+class FiniteLoss(L.Callback):
+    """Raise `TrainingDiverged` when a training loss is NaN or infinite; weights from it are never saved.
+
+    On the CPU every loss is checked before its backward, so bad gradients never reach the
+    weights. On an accelerator, reading a flag back every step would make the device wait for
+    Python at each step (docs/transformers.md has the cost), so the flag is accumulated on the
+    device and read every `check_every` steps and before every checkpoint is written (the
+    checkpoint hook calls `check`): training stops within `check_every` steps, and a checkpoint
+    never holds the bad weights.
+    """
+
+    def __init__(self, check_every: int | None = None) -> None:
+        self.check_every = check_every
+        self._bad: torch.Tensor | None = None  # any non-finite loss since the last check (on the device)
+        self._since = 0  # the first step not yet checked
+
+    def on_before_backward(self, trainer: L.Trainer, pl_module: Any, loss: torch.Tensor) -> None:
+        bad = ~torch.isfinite(loss.detach()).all()
+        if self._bad is None:
+            self._bad, self._since = bad, trainer.global_step
+        else:
+            self._bad |= bad
+        every = self.check_every or (1 if loss.device.type == "cpu" else 50)
+        if (trainer.global_step + 1 - self._since) >= every:
+            self.check(trainer, loss)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: Any) -> None:
+        self.check(trainer)
+
+    def check(self, trainer: L.Trainer, loss: torch.Tensor | None = None) -> None:
+        """Read the flag (one host sync) and raise if a non-finite loss was seen since the last check."""
+        if self._bad is None:
+            return
+        bad, since = bool(self._bad), self._since
+        self._bad = None
+        if trainer.world_size > 1:  # every rank must stop together, or the others hang in all-reduce
+            bad = trainer.strategy.reduce_boolean_decision(bad, all=False)
+        if not bad:
+            return
+        last = Path(trainer.default_root_dir) / "checkpoints" / "last.ckpt"
+        good = f"last good checkpoint: {last}" if last.is_file() else "no checkpoint was saved yet"
+        step = trainer.global_step
+        where = f"step {step}" if since == step else f"a step between {since} and {step}"
+        value = f" ({loss.detach().float().mean().item()})" if loss is not None and since == step else ""
+        raise TrainingDiverged(
+            f"Non-finite loss{value} at epoch {trainer.current_epoch}, {where}: training stopped ({good}). "
+            "Try a lower optim.lr or gradient clipping."
+        )
 
 
 class Samples(L.Callback):
@@ -51,8 +138,6 @@ def is_table(value: Any, pl_module: Any) -> bool:
 
 def compare_with_test(trainer: L.Trainer, rows: torch.Tensor, path: Path, pl_module: Any) -> Path | None:
     """Write per-feature mean, std and KS distance of generated rows against the test split; return the file."""
-    from zoo.quality import feature_comparison
-
     datamodule = getattr(trainer, "datamodule", None)
     if datamodule is None or not hasattr(datamodule, "split"):
         return None
@@ -118,13 +203,3 @@ def save_table(rows: torch.Tensor, path: Path, names: Any = None) -> Path:
         writer.writerow(list(names) if names else [f"x{i}" for i in range(rows.shape[1])])
         writer.writerows(rows.cpu().tolist())
     return path
-
-
-class SaveConfig(L.Callback):
-    """Store the resolved run config inside every checkpoint, so `zoo test --ckpt` needs nothing else."""
-
-    def __init__(self, cfg: dict[str, Any]) -> None:
-        self.cfg = cfg
-
-    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
-        checkpoint.setdefault("zoo", {})["config"] = self.cfg

@@ -1,7 +1,9 @@
-"""What is in the zoo: `zoo list`, `zoo info` and the README tables, all read from the registry."""
+"""`zoo list`, `zoo info` and the README tables: what is in the zoo, all read from the registry
+(models and data) and the pretrained cards (zoo/hub/pretrained.py)."""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import fnmatch
 import inspect
@@ -9,6 +11,17 @@ from typing import Any
 
 from zoo.errors import ConfigError, did_you_mean
 from zoo.registry import DATA, MODELS, compatible_data, compatible_models, data_kind
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    print(listing(args.what, args.pattern))
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    print(info(args.name))
+    return 0
+
 
 # The columns of the model x data matrix, as in DESIGN.md: (modality, task, heading, generative).
 # A generative column holds the models that learn to sample the data ("*": any task of it);
@@ -50,7 +63,7 @@ REQUIRED = dataclasses.MISSING
 def arguments(cls: type) -> list[tuple[str, str, Any]]:
     """Return (name, type, default or REQUIRED) of a class's keyword arguments, except spec and optim."""
     from zoo.bounds import describe
-    from zoo.config import signature_schema
+    from zoo.training.config import signature_schema
 
     out = []
     for f in dataclasses.fields(signature_schema(cls.__init__)):
@@ -76,7 +89,7 @@ def listing(what: str = "all", pattern: str = "*") -> str:
             modality, task = data_kind(name)
             lines.append(f"  {name:<{width}}  {modality:<8} {task:<18} {summary(DATA.get(name))}")
     if what in ("pretrained", "all"):
-        from zoo.pretrained import cards
+        from zoo.hub.pretrained import cards
 
         lines.append("pretrained:")
         for name, card in cards().items():

@@ -1,4 +1,4 @@
-"""Metrics per task, shared by the discriminative models (`zoo.models.base.TaskModel`).
+"""Metrics per task, shared by the discriminative models through `zoo.models.base.TaskModel`.
 
 classification: accuracy, macro precision / recall / F1; regression: MSE, MAE, R2;
 language modeling: the loss itself (nats per token) and its perplexity.

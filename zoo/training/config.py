@@ -3,9 +3,11 @@
     cfg = load_config(["configs/experiment/digits_cnn.yaml"], ["trainer.max_epochs=3"])
     cfg = validate(cfg)        # unknown keys, wrong types and unknown names raise ConfigError
 
-The schema is a set of dataclasses checked by OmegaConf. Model and data sections are checked
-against the registered class's constructor signature, so a config can only name registered
-entries and pass primitives: there is no `_target_` and no way to run arbitrary code.
+The schema is a set of dataclasses checked by OmegaConf: the sections below, and `OptimConfig`
+from zoo/models/optim.py (the optimizer builder's own defaults). Model and data sections are
+checked against the registered class's constructor signature, trainer values against
+`lightning.Trainer`'s, so a config can only name registered entries and pass primitives: there
+is no `_target_` and no way to run arbitrary code.
 """
 
 from __future__ import annotations
@@ -20,37 +22,10 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
-from zoo.bounds import (
-    Fraction,
-    NonNegativeFloat,
-    NonNegativeInt,
-    PositiveFloat,
-    PositiveInt,
-    Probability,
-    check_bounds,
-)
+from zoo.bounds import NonNegativeFloat, NonNegativeInt, PositiveInt, check_bounds, describe
 from zoo.errors import ConfigError, choose, did_you_mean
-
-
-@dataclass
-class SchedulerConfig:
-    name: str = "none"  # none | cosine | linear | step | onecycle
-    warmup_steps: NonNegativeInt = 0
-    min_lr_ratio: Fraction = 0.0  # cosine/linear decay floor, as a fraction of lr
-    step_size: PositiveInt = 1000  # step: decay every this many optimizer steps
-    gamma: PositiveFloat = 0.1
-
-
-@dataclass
-class OptimConfig:
-    name: str = "adamw"  # adam | adamw | sgd
-    lr: PositiveFloat = 1e-3
-    weight_decay: NonNegativeFloat = 0.0
-    betas: list[Probability] = field(default_factory=lambda: [0.9, 0.999])
-    eps: PositiveFloat = 1e-8
-    momentum: Probability = 0.9  # sgd only
-    nesterov: bool = False  # sgd only
-    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+from zoo.models.optim import OPTIMIZERS, SCHEDULERS, OptimConfig
+from zoo.registry import DATA, MODELS, check_compatible
 
 
 @dataclass
@@ -97,10 +72,47 @@ class Config:
     run: RunConfig = field(default_factory=RunConfig)
 
 
+# -- the logger section: csv (default), tensorboard, wandb ---------------------------------------
+
+
+@dataclass
+class CSVConfig:
+    name: str = "csv"
+
+
+@dataclass
+class TensorBoardConfig:
+    name: str = "tensorboard"
+    log_graph: bool = False
+
+
+@dataclass
+class WatchConfig:
+    log: str | None = None  # gradients | parameters | all; None disables watching
+    log_freq: PositiveInt = 100
+
+
+@dataclass
+class WandbConfig:
+    name: str = "wandb"
+    project: str = "zoo"
+    entity: str | None = None
+    run_name: str | None = None  # default: the run dir's experiment/timestamp
+    group: str | None = None
+    tags: list[str] = field(default_factory=list)
+    notes: str | None = None
+    mode: str | None = None  # online | offline | disabled; default: online with an API key, else offline
+    log_model: Any = False  # false | true | all: upload checkpoints as artifacts
+    watch: WatchConfig = field(default_factory=WatchConfig)
+
+
+LOGGERS = {"csv": CSVConfig, "tensorboard": TensorBoardConfig, "wandb": WandbConfig}
+
 # Keys of the model section that fit consumes itself instead of passing to the constructor.
 FIT_MODEL_KEYS = {"name": None, "compile": False}
 # Trainer arguments that fit builds from other sections.
-MANAGED_TRAINER_KEYS = {"logger": "logger", "callbacks": "callbacks", "default_root_dir": "run.dir"}
+MANAGED_TRAINER_KEYS = {"logger": "logger", "callbacks": "callbacks", "default_root_dir": "run.dir",
+                        "plugins": "zoo's checkpoint writer"}
 
 
 def load_config(paths: list[str | Path], overrides: list[str] | None = None) -> DictConfig:
@@ -198,37 +210,82 @@ def check_entry(section: str, values: dict[str, Any], registry: Any, extra: dict
 
 
 def validate(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
-    """Return the config as plain containers with defaults filled in, or raise ConfigError."""
-    from zoo.registry import DATA, MODELS
+    """Return the config as plain containers with defaults filled in, or raise ConfigError.
 
+    Checks keys, types and bounds of every section, the model's and the data's names and
+    arguments, that the model can train on the data, trainer values and the loggers.
+    """
     raw = OmegaConf.create(cfg) if isinstance(cfg, dict) else cfg
     out = checked(Config, raw, "")
     out["model"] = check_entry("model", out["model"], MODELS, FIT_MODEL_KEYS)
     out["data"] = check_entry("data", out["data"], DATA, {"name": None})
-    from zoo.optim import OPTIMIZERS, SCHEDULERS
-
+    check_compatible(out["model"]["name"], out["data"]["name"])
     choose("optimizer", out["optim"]["name"], OPTIMIZERS)
     choose("scheduler", out["optim"]["scheduler"]["name"], SCHEDULERS)
     out["trainer"] = check_trainer(out["trainer"])
-    from zoo.loggers import check_loggers
-
     out["logger"] = check_loggers(out["logger"])
     return out
 
 
 def check_trainer(trainer: dict[str, Any]) -> dict[str, Any]:
-    """Check that trainer keys are `lightning.Trainer` arguments that zoo does not manage itself."""
+    """Check that trainer keys are `lightning.Trainer` arguments that zoo does not manage itself, and
+    that each value has a type the argument's hint admits (pydantic, strict: `max_epochs=many` or
+    `max_epochs=true` is refused)."""
     import lightning
+    from pydantic import ConfigDict, TypeAdapter, ValidationError
 
+    hints = typing.get_type_hints(lightning.Trainer.__init__)
     valid = [n for n in inspect.signature(lightning.Trainer.__init__).parameters if n != "self"]
-    for key in trainer:
+    for key, value in trainer.items():
         if key in MANAGED_TRAINER_KEYS:
             raise ConfigError(f"'trainer.{key}' is set by zoo; use the '{MANAGED_TRAINER_KEYS[key]}' section instead")
         if key not in valid:
             raise ConfigError(f"Unknown key 'trainer.{key}'.{did_you_mean(key, valid)} See lightning.Trainer arguments")
+        if key not in hints:
+            continue
+        adapter = TypeAdapter(hints[key], config=ConfigDict(arbitrary_types_allowed=True, strict=True))
+        try:
+            adapter.validate_python(value)
+        except ValidationError:
+            raise ConfigError(f"Invalid value for 'trainer.{key}': expected {describe(hints[key])}, "
+                              f"got {value!r} ({type(value).__name__})") from None
     return trainer
 
 
-def to_yaml(cfg: dict[str, Any]) -> str:
-    """Return the config as YAML text."""
-    return OmegaConf.to_yaml(OmegaConf.create(cfg))
+def check_loggers(value: Any) -> list[dict[str, Any]]:
+    """Return the logger section as a list of checked logger configs (a single mapping or name is allowed)."""
+    if value is None:
+        return [checked(CSVConfig, {}, "logger")]
+    if value is False:
+        return []
+    items = value if isinstance(value, (list, tuple)) else [value]
+    out = []
+    for i, item in enumerate(items):
+        if isinstance(item, str):
+            item = {"name": item}
+        if not isinstance(item, dict) or "name" not in item:
+            raise ConfigError(f"Each logger needs a name ({', '.join(LOGGERS)}), got {item!r}")
+        where = "logger" if len(items) == 1 else f"logger[{i}]"
+        name = choose("logger", item["name"], LOGGERS)
+        c = checked(LOGGERS[name], item, where)
+        if name == "wandb":  # checked here, so that a typo fails before any run starts
+            if c["watch"]["log"]:
+                c["watch"]["log"] = choose(f"{where}.watch.log", c["watch"]["log"], ("gradients", "parameters", "all"))
+            log_model = choose(f"{where}.log_model", str(c["log_model"]).lower(), ("false", "true", "all"))
+            c["log_model"] = {"false": False, "true": True, "all": "all"}[log_model]
+            if c["mode"]:
+                c["mode"] = choose(f"{where}.mode", c["mode"], ("online", "offline", "disabled"))
+        out.append(c)
+    return out
+
+
+def datamodule_for(cfg: dict[str, Any], overrides: list[str]) -> Any:
+    """Return the prepared DataModule of a stored run config, with `data.key=value` overrides applied."""
+    extra = load_config([], overrides)
+    if set(extra) - {"data"}:
+        raise ConfigError(f"Only data.* overrides apply here, got: {', '.join(sorted(set(extra) - {'data'}))}")
+    data_cfg = OmegaConf.to_container(OmegaConf.merge(cfg["data"], extra.get("data", {})))
+    data_cfg = check_entry("data", data_cfg, DATA, {"name": None})
+    datamodule = DATA.build(data_cfg.pop("name"), **data_cfg)
+    datamodule.prepare_data()
+    return datamodule

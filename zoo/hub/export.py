@@ -26,7 +26,7 @@ def gpt2_config(model: Any) -> Any:
     """Return the GPT2Config equivalent to a zoo `transformer` language model."""
     from transformers import GPT2Config
 
-    from zoo.tokenizer import special_id
+    from zoo.spec import special_id
 
     hp, tok = model.hparams, model.tokenizer if model.spec.tokenizer else None
     ids = {role: special_id(tok, role) if tok else None for role in ("bos", "eos", "pad")}
@@ -81,7 +81,7 @@ def hf_tokenizer(spec_tokenizer: str) -> Any:
     from tokenizers import processors
     from transformers import PreTrainedTokenizerFast
 
-    from zoo.tokenizer import ROLE_TOKENS, load_tokenizer, special_id
+    from zoo.spec import ROLE_TOKENS, load_tokenizer, special_id
 
     tok = load_tokenizer(spec_tokenizer)
     names = {role: tok.id_to_token(i) for role in ROLE_TOKENS if (i := special_id(tok, role)) is not None}
@@ -113,7 +113,7 @@ def export_hf(model: Any, out: str | Path) -> Path:
 def export(ckpt: str, fmt: str, out: str) -> Path:
     """Load a checkpoint (or pretrained name) and export it in format `fmt` to `out`."""
     from zoo.errors import choose
-    from zoo.pretrained import load
+    from zoo.hub.pretrained import load
 
     choose("export format", fmt, FORMATS)
     return export_hf(load(ckpt), out)

@@ -4,7 +4,7 @@
     model = zoo.load("runs/.../checkpoints/best.ckpt")  # a Lightning checkpoint
     model = zoo.load("weights.safetensors")             # weights exported by zoo
 
-A card (zoo/weights/<name>.yaml) names the model and data, the metrics the weights reach, the
+A card (zoo/hub/weights/<name>.yaml) names the model and data, the metrics the weights reach, the
 exact recipe that trained them, the license, and `weights: {uri, sha256, format: safetensors}`.
 The uri is `package://FILE` (shipped inside zoo), `file://`, `https://` or `hf://REPO/FILE`.
 Downloads are cached under $ZOO_HOME/weights and verified by sha256 on every load, so after
@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from zoo.checkpoint import model_from_checkpoint, read_checkpoint
-from zoo.download import cache_dir, download, sha256_of
+from zoo.data.download import cache_dir, download, sha256_of
 from zoo.errors import ConfigError, ZooError, did_you_mean
+from zoo.registry import MODELS
 
 CARDS_DIR = Path(__file__).parent / "weights"
 CARD_KEYS = {"name", "model", "data", "description", "metrics", "recipe", "weights", "license"}
@@ -75,6 +75,41 @@ def weights_path(name: str, progress: bool = True) -> Path:
     return path
 
 
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Return a zoo checkpoint dict loaded with `weights_only=True`, or raise a one-line ZooError."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise ZooError(f"Checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ZooError(
+            f"Cannot read checkpoint {path}: the file is corrupt or not a torch checkpoint ({type(e).__name__})"
+        ) from None
+    if not isinstance(ckpt, dict) or "model" not in ckpt.get("zoo", {}) or "hyper_parameters" not in ckpt:
+        raise ZooError(f"{path} is not a zoo checkpoint (no model name and hyper-parameters in it); a checkpoint "
+                       "written by a plain lightning.Trainer loads with ModelClass.load_from_checkpoint(path)")
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: dict[str, Any]) -> Any:
+    """Return the registered model rebuilt from a checkpoint dict, in eval mode."""
+    cls = MODELS.get(ckpt["zoo"]["model"])
+    model = cls(**ckpt["hyper_parameters"])
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as e:
+        raise ZooError(f"Checkpoint weights do not fit model '{cls.registry_name}': {str(e).splitlines()[0]}") from None
+    return model.eval()
+
+
+def load_checkpoint(path: str | Path) -> Any:
+    """Return the model stored in a zoo checkpoint file, in eval mode, with no config or data needed."""
+    return model_from_checkpoint(read_checkpoint(path))
+
+
 def save_weights(model: Any, path: str | Path) -> str:
     """Write a model's weights and rebuild metadata to a safetensors file; return its sha256."""
     from safetensors.torch import save_model
@@ -89,8 +124,6 @@ def load_weights(path: str | Path) -> Any:
     """Return the model stored in a zoo safetensors file, in eval mode."""
     from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_model
-
-    from zoo.registry import MODELS
 
     try:
         with safe_open(str(path), "pt") as f:

@@ -1,0 +1,115 @@
+"""The `zoo` command line: the parser, and dispatch to one module per command group.
+
+    zoo fit | sweep            zoo/cli/train.py       (python -m zoo.fit, training/sweep.py)
+    zoo test | baseline        zoo/cli/evaluate.py
+    zoo predict                zoo/cli/predict.py
+    zoo sample                 zoo/cli/sample.py
+    zoo list | info            zoo/cli/listing.py
+    zoo fetch | export         zoo/cli/hub.py
+
+Arguments are parsed before torch is imported (a command's module is imported only to run it),
+so `zoo --help` and usage errors answer at once. Errors caused by user input print one line and
+exit with code 2; `--debug` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from zoo.errors import user_errors
+
+# -- parser -----------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the `zoo` parser; each command names the function that runs it as "module:function"."""
+    from zoo.fit import add_fit_arguments
+
+    parser = argparse.ArgumentParser(prog="zoo", description="A model zoo on PyTorch Lightning.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = add_fit_arguments(sub.add_parser("fit", help="train from YAML configs (same as python -m zoo.fit)"))
+    p.set_defaults(fn="zoo.cli.train:cmd_fit")
+
+    p = sub.add_parser("test", help="evaluate a checkpoint on its data's test split")
+    p.add_argument("--ckpt", required=True, help="checkpoint file or pretrained name")
+    p.add_argument("--accelerator", default="cpu")
+    p.add_argument("overrides", nargs="*", metavar="data.key=value")
+    p.set_defaults(fn="zoo.cli.evaluate:cmd_test")
+
+    p = sub.add_parser("predict", help="predict on CSV rows, image files or text lines")
+    p.add_argument("--ckpt", required=True, help="checkpoint file or pretrained name")
+    p.add_argument("inputs", nargs="+", help="CSV file (tabular), image files (image), or text file (tokens)")
+    p.add_argument("--output", "-o", help="write predictions to this CSV instead of stdout")
+    p.set_defaults(fn="zoo.cli.predict:cmd_predict")
+
+    p = sub.add_parser("sample", help="generate from a generative model or language model")
+    p.add_argument("--ckpt", required=True, help="checkpoint file or pretrained name")
+    p.add_argument("-n", type=int, default=10, help="number of samples")
+    p.add_argument("--out", "-o", help="output file: .png grid for images, .csv for tables, .txt for text")
+    p.add_argument("--prompt", default="", help="text to continue (language models)")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-k", type=int, default=None)
+    p.add_argument("--max-new-tokens", type=int, default=None)
+    p.add_argument("--label", type=int, default=None, help="class to generate (conditional models)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(fn="zoo.cli.sample:cmd_sample")
+
+    p = sub.add_parser("list", help="list registered models, data or pretrained weights")
+    p.add_argument("what", nargs="?", choices=["models", "data", "pretrained", "all"], default="all")
+    p.add_argument("pattern", nargs="?", default="*", help="wildcard, e.g. 'c*'")
+    p.set_defaults(fn="zoo.cli.listing:cmd_list")
+
+    p = sub.add_parser("info", help="show a model's or dataset's arguments and compatibility")
+    p.add_argument("name")
+    p.set_defaults(fn="zoo.cli.listing:cmd_info")
+
+    p = sub.add_parser("sweep", help="run a W&B-format sweep file's trials locally and rank them")
+    p.add_argument("file", help="sweep YAML (method grid|random, metric, parameters, command)")
+    p.add_argument("--parallel", "-j", type=int, default=1, help="trials run at once (subprocesses)")
+    p.add_argument("--count", type=int, default=None, help="number of trials (random: default run_cap or 10)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random search")
+    p.add_argument("--dir", default="runs/sweeps", help="sweeps go to DIR/<sweep name>/<time>/")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="applied to every trial, e.g. trainer.max_epochs=5")
+    p.set_defaults(fn="zoo.cli.train:cmd_sweep")
+
+    p = sub.add_parser("fetch", help="download and verify pretrained weights into the cache ($ZOO_HOME)")
+    p.add_argument("names", nargs="+", metavar="NAME", help="pretrained names (see `zoo list pretrained`)")
+    p.set_defaults(fn="zoo.cli.hub:cmd_fetch")
+
+    p = sub.add_parser("baseline", help="fit scikit-learn baselines on a dataset's exact splits")
+    p.add_argument("--data", required=True, help="dataset name")
+    p.add_argument("overrides", nargs="*", metavar="data.key=value")
+    p.set_defaults(fn="zoo.cli.evaluate:cmd_baseline")
+
+    p = sub.add_parser("export", help="export a checkpoint to another format (hf: a transformers folder)")
+    p.add_argument("--ckpt", required=True, help="checkpoint file or pretrained name")
+    p.add_argument("--format", default="hf", help="hf: transformers model + tokenizer (token LMs)")
+    p.add_argument("out", help="output folder")
+    p.set_defaults(fn="zoo.cli.hub:cmd_export")
+
+    for p in sub.choices.values():
+        if not any(a.dest == "debug" for a in p._actions):
+            p.add_argument("--debug", action="store_true", help="show full tracebacks")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] in (["fit"], ["sweep"]):  # overrides may follow options there
+        from zoo.fit import parse_fit_args
+
+        args = parse_fit_args(parser, argv)
+    else:
+        args = parser.parse_args(argv)
+    module, name = args.fn.split(":")
+    with user_errors(args.debug) as boundary:
+        return getattr(importlib.import_module(module), name)(args)
+    return boundary.code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

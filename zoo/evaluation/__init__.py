@@ -1,0 +1,9 @@
+"""Evaluation: what a model's results are measured against, given the data.
+
+- quality.py: sample quality of generative models (FID/KID with a judge classifier, MMD/KS for
+  tables) and `SampleQuality`, the evaluator that zoo.fit and `zoo test` attach to their runs;
+- baseline.py: classical scikit-learn baselines fitted on exactly the splits zoo trains on.
+
+Evaluators receive the data; models never touch it. May import models/, data/ and the contracts,
+never training/, hub/ or cli/.
+"""

@@ -1,0 +1,11 @@
+"""Training machinery around `lightning.Trainer`, used by zoo.fit:
+
+- config.py: the config schema, YAML loading and validation;
+- callbacks.py: the callbacks of a run (`build_callbacks`), the NaN guard and the sample writer;
+- checkpoint.py: every saving decision: best/last checkpoints, atomic writes, what a checkpoint holds;
+- resume.py: exact resume (RNG states and logger cursors);
+- loggers.py: csv, tensorboard and wandb loggers that continue a resumed run;
+- sweep.py: W&B-format sweeps run locally.
+
+May import evaluation/, models/, data/ and the contracts; never hub/, cli/ or zoo.fit.
+"""
