@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import os
 import subprocess
 import sys
 import warnings
@@ -27,7 +28,8 @@ def zoo_files() -> list[Path]:
 def test_lint_imports_keeps_the_layers():
     """pyproject.toml's import-linter contracts: commands -> training/evaluation/hub -> models/data -> contracts."""
     lint = Path(sys.executable).with_name("lint-imports")
-    proc = subprocess.run([str(lint)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # this checkout's zoo, not another one installed
+    proc = subprocess.run([str(lint)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert "broken" in proc.stdout and " 0 broken" in proc.stdout, proc.stdout[-2000:]
 
