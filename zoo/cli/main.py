@@ -48,12 +48,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sample", help="generate from a generative model or language model")
     p.add_argument("--ckpt", required=True, help="checkpoint file or pretrained name")
     p.add_argument("-n", type=int, default=10, help="number of samples")
-    p.add_argument("--out", "-o", help="output file: .png grid for images, .csv for tables, .txt for text")
+    p.add_argument("--out", "-o", help="output file: .png grid for images, .csv for tables, .txt for text, "
+                                          ".mid for a music LM")
     p.add_argument("--prompt", default="", help="text to continue (language models)")
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--top-k", type=int, default=None)
     p.add_argument("--max-new-tokens", type=int, default=None)
     p.add_argument("--label", type=int, default=None, help="class to generate (conditional models)")
+    p.add_argument("--steps", type=int, default=None, help="sampling steps (diffusion models; default: the model's)")
+    p.add_argument("--guidance", type=float, default=None,
+                   help="classifier-free guidance scale (conditional diffusion; 1 = none; default: the model's)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(fn="zoo.cli.sample:cmd_sample")
 
@@ -84,9 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", metavar="data.key=value")
     p.set_defaults(fn="zoo.cli.evaluate:cmd_baseline")
 
-    p = sub.add_parser("export", help="export a checkpoint to another format (hf: a transformers folder)")
+    p = sub.add_parser("export", help="export a checkpoint to another format (hf: transformers, diffusers)")
     p.add_argument("--ckpt", required=True, help="checkpoint file or pretrained name")
-    p.add_argument("--format", default="hf", help="hf: transformers model + tokenizer (token LMs)")
+    p.add_argument("--format", default="hf", help="hf: transformers model + tokenizer (token LMs); "
+                                                  "diffusers: a pipeline or unet/ + scheduler/ (image diffusion)")
     p.add_argument("out", help="output folder")
     p.set_defaults(fn="zoo.cli.hub:cmd_export")
 

@@ -2,7 +2,7 @@
 
 - base.py: `ZooDataModule` (deterministic splits, a DataSpec, the in-memory loader) and
   `ArrayDataModule` (data held as numpy arrays);
-- one file per data family: images.py, tables.py, names.py, text.py;
+- one file per data family: images.py, tables.py, names.py, text.py, music.py (chorales);
 - tokenizer.py: tokenizers trained on a train split (their readers are in zoo.spec);
 - download.py: atomic, resumable, sha256-checked, locked downloads, and zoo's cache folder.
 
@@ -10,7 +10,7 @@ Built-ins are imported here explicitly, so that each registers itself. May impor
 (registry, spec, errors, bounds) only: never models/, training/, evaluation/, hub/ or cli/.
 """
 
-from zoo.data import images, names, tables, text  # noqa: F401
+from zoo.data import images, music, names, tables, text  # noqa: F401
 from zoo.data.base import ArrayDataModule, InMemoryLoader, ZooDataModule
 
 __all__ = ["ArrayDataModule", "InMemoryLoader", "ZooDataModule"]

