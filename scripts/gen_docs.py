@@ -1,12 +1,12 @@
-"""Regenerate the README's model/data tables from the registry, and docs/baselines.md's figures by
-fitting every baseline on every embedded dataset (run by `make docs`)."""
+"""Regenerate the README's model/data tables from the registry, and docs/baselines.md's tables of
+baselines per data kind and of their figures, fitting each on each embedded dataset (`make docs`)."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-from zoo.cli.evaluate import markdown_figures
+from zoo.cli.evaluate import markdown_figures, markdown_kinds
 from zoo.cli.listing import markdown_tables
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,6 +23,7 @@ def regenerate(path: Path, marker: str, body: str) -> None:
 
 def main() -> None:
     regenerate(ROOT / "README.md", "tables", markdown_tables())
+    regenerate(ROOT / "docs" / "baselines.md", "kinds", markdown_kinds())
     regenerate(ROOT / "docs" / "baselines.md", "figures", markdown_figures())
 
 

@@ -146,8 +146,12 @@ def test_zoo_baseline_command_prints_every_baseline(capsys):
 
 
 def test_docs_figures_are_what_the_baselines_measure(results):
-    """docs/baselines.md's table (`make docs`) holds every embedded dataset's baselines, re-measured here."""
-    from zoo.cli.evaluate import markdown_figures
+    """docs/baselines.md's tables (`make docs`): the baselines of each kind, and every embedded dataset's
+    baselines, re-measured here."""
+    from zoo.cli.evaluate import markdown_figures, markdown_kinds
+
+    text = (ROOT / "docs" / "baselines.md").read_text()
+    assert f"<!-- kinds:start -->\n{markdown_kinds()}\n<!-- kinds:end -->" in text, "stale: run `make docs`"
 
     def rows(markdown: str) -> dict[tuple[str, str], tuple[float, float]]:
         found = re.findall(r"^\| `(\w+)` \| \w+ \| `(\w+)` \| (-?[\d.]+) \| (-?[\d.]+) \|$", markdown, flags=re.M)
@@ -155,7 +159,7 @@ def test_docs_figures_are_what_the_baselines_measure(results):
 
     embedded = [d for d in DATA.names() if not hasattr(DATA.get(d), "example")]
     measured = rows(markdown_figures({d: results(d) for d in embedded}))
-    documented = rows((ROOT / "docs" / "baselines.md").read_text())
+    documented = rows(text)
     assert set(documented) == set(measured), "docs/baselines.md is stale: run `make docs`"
     for key, values in measured.items():
         assert documented[key] == pytest.approx(values, abs=0.003), (key, "docs/baselines.md is stale: run `make docs`")

@@ -53,6 +53,16 @@ def run_baseline(data: str, overrides: list[str]) -> dict[str, dict[str, float]]
     return results
 
 
+def markdown_kinds() -> str:
+    """Return the table of docs/baselines.md (`make docs`) that lists the baselines of each data kind."""
+    from zoo.evaluation.baseline import BASELINES, baselines_for
+
+    lines = ["| modality | task | baselines |", "|---|---|---|"]
+    for modality, task in sorted({kind for n in BASELINES.names() for kind in BASELINES.get(n).supports}):
+        lines.append(f"| {modality} | {task} | {', '.join(f'`{n}`' for n in baselines_for(modality, task))} |")
+    return "\n".join(lines)
+
+
 # The metric each task's baselines are compared by in docs/baselines.md.
 HEADLINE = {"classification": "acc", "regression": "r2", "language_modeling": "loss"}
 

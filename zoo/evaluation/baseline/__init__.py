@@ -16,6 +16,13 @@ May import models/ (for the metrics), data/ and the contracts, never training/, 
 """
 
 from zoo.evaluation.baseline import arrays, ngram, text  # noqa: F401  (each registers its baselines)
-from zoo.evaluation.baseline.base import BASELINES, Baseline, baselines_for, check_baselines, fit_baselines
+from zoo.evaluation.baseline.base import (
+    BASELINES,
+    Baseline,
+    SklearnBaseline,
+    baselines_for,
+    check_baselines,
+    fit_baselines,
+)
 
-__all__ = ["BASELINES", "Baseline", "baselines_for", "check_baselines", "fit_baselines"]
+__all__ = ["BASELINES", "Baseline", "SklearnBaseline", "baselines_for", "check_baselines", "fit_baselines"]
