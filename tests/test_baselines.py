@@ -99,16 +99,16 @@ def test_bigram_on_names_matches_an_independent_count(datamodule):
     assert nll("val", bigram.k) < nll("val", 1.0)
 
 
-def test_ngram_scores_every_target_and_skips_padding(datamodule):
-    """On text blocks (no padding) every target counts; more context helps on real text."""
-    dm = datamodule("text_file")
-    data = splits(dm)
-    trigram = BASELINES.build("trigram", spec=dm.spec, seed=0).fit(data["train"], data["val"])
-    context, target = trigram.events(*data["test"])
-    assert len(target) == data["test"][1].size  # text blocks: no padding
-    names = datamodule("names")
-    x, y = names.split("test")
-    assert len(BASELINES.build("bigram", spec=names.spec).events(x.numpy(), y.numpy())[1]) == int((y != names.spec.pad_id).sum())
+def test_ngrams_score_every_target_but_padding_and_use_their_context(datamodule, results):
+    """Every non-padding target counts (text blocks have none); each longer context lowers the NLL."""
+    text, names = datamodule("text_file"), datamodule("names")
+    x, y = (t.numpy() for t in text.split("test"))
+    assert len(BASELINES.build("trigram", spec=text.spec).events(x, y)[1]) == y.size
+    x, y = (t.numpy() for t in names.split("test"))
+    assert len(BASELINES.build("bigram", spec=names.spec).events(x, y)[1]) == (y != names.spec.pad_id).sum()
+    for data in ("names", "text_file"):
+        r = results(data)
+        assert r["unigram"]["test/loss"] > r["bigram"]["test/loss"] > r["trigram"]["test/loss"], r
 
 
 def test_char_tfidf_beats_the_majority_class_on_names_gender(datamodule, results):
