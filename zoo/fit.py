@@ -2,7 +2,8 @@
 
 The flow, top to bottom: config (zoo/training/config.py) -> registry names -> DataModule ->
 DataSpec -> model -> loggers and callbacks (zoo/training/) -> lightning.Trainer(**cfg.trainer)
--> fit -> test the best checkpoint -> run dir with results. This file only orchestrates.
+-> fit -> test the best checkpoint -> with `--baseline`, the data's classical baselines on the
+same splits (zoo/evaluation/baseline/) -> run dir with results. This file only orchestrates.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
                         help="config file; repeat to merge left to right")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue a run from RUN_DIR/checkpoints/last.ckpt")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    parser.add_argument("--baseline", action="store_true",
+                        help="also fit the data's classical baselines on the same splits (same as run.baseline=true)")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. trainer.max_epochs=3")
     return parser
@@ -103,6 +106,7 @@ def fit(cfg: dict[str, Any], run_dir: Path | None = None) -> dict[str, Any]:
     from omegaconf import OmegaConf
 
     from zoo.errors import ConfigError
+    from zoo.evaluation.baseline import fit_baselines
     from zoo.training.callbacks import build_callbacks
     from zoo.training.checkpoint import AtomicCheckpointIO
     from zoo.training.loggers import build_loggers, finish_loggers, quiet_lightning, start_loggers
@@ -150,6 +154,8 @@ def fit(cfg: dict[str, Any], run_dir: Path | None = None) -> dict[str, Any]:
         tested = trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)
         results = {"run_dir": str(run_dir), "best_ckpt": best, "val": val, "test": tested[0] if tested else {},
                    "fit_seconds": round(fit_seconds, 3)}
+        if cfg["run"]["baseline"] and trainer.is_global_zero:  # {name: {"val/acc": ..., "test/acc": ...}}
+            results["baselines"] = fit_baselines(datamodule)
     finally:
         os.environ.pop("ZOO_RUN_DIR", None)
         finish_loggers(loggers, results)  # W&B summary, then the run URL or `wandb sync` command
@@ -158,24 +164,45 @@ def fit(cfg: dict[str, Any], run_dir: Path | None = None) -> dict[str, Any]:
     return results
 
 
-def print_summary(results: dict[str, Any]) -> None:
-    """Print val/test metrics as a table, then where the run lives."""
+def print_summary(results: dict[str, Any], model: str = "model") -> None:
+    """Print val/test metrics as a table (one row per model when baselines ran), then where the run lives."""
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="results", title_justify="left")
-    table.add_column("metric")
-    table.add_column("val", justify="right")
-    table.add_column("test", justify="right")
-    names = sorted({k.split("/", 1)[1] for k in [*results["val"], *results["test"]] if "/" in k})
-    for name in names:
-        val, test = results["val"].get(f"val/{name}"), results["test"].get(f"test/{name}")
-        table.add_row(name, "" if val is None else f"{val:.4f}", "" if test is None else f"{test:.4f}")
     console = Console()
-    console.print(table)
+    if results.get("baselines"):
+        rows = {f"{model} (this run)": {**results["val"], **results["test"]}, **results["baselines"]}
+        print_comparison(rows, "results, with baselines on the same splits")
+    else:
+        table = Table(title="results", title_justify="left")
+        table.add_column("metric")
+        table.add_column("val", justify="right")
+        table.add_column("test", justify="right")
+        names = sorted({k.split("/", 1)[1] for k in [*results["val"], *results["test"]] if "/" in k})
+        for name in names:
+            val, test = results["val"].get(f"val/{name}"), results["test"].get(f"test/{name}")
+            table.add_row(name, "" if val is None else f"{val:.4f}", "" if test is None else f"{test:.4f}")
+        console.print(table)
     console.print(f"run dir: {results['run_dir']}")
     if results["best_ckpt"]:
         console.print(f"best checkpoint: {results['best_ckpt']}", soft_wrap=True)
+
+
+def print_comparison(rows: dict[str, dict[str, float]], title: str) -> None:
+    """Print a table with one row per model and one column per "val/<metric>" and "test/<metric>"."""
+    from rich.console import Console
+    from rich.table import Table
+
+    split_order = {"val": 0, "test": 1}
+    metrics = sorted({k for r in rows.values() for k in r if k.split("/")[0] in split_order},
+                     key=lambda k: (split_order[k.split("/")[0]], k))
+    table = Table(title=title, title_justify="left")
+    table.add_column("model", no_wrap=True)
+    for m in metrics:
+        table.add_column(m, justify="right")
+    for name, r in rows.items():
+        table.add_row(name, *["" if r.get(m) is None else f"{r[m]:.4f}" for m in metrics])
+    Console(width=None if sys.stdout.isatty() else 240).print(table)  # a log file gets every column whole
 
 
 def run_fit(args: argparse.Namespace) -> int:
@@ -187,13 +214,14 @@ def run_fit(args: argparse.Namespace) -> int:
 
     if not args.config and not args.resume and not args.overrides:
         raise ConfigError("Nothing to train: pass --config FILE (see configs/experiment/) or --resume RUN_DIR")
-    cfg, run_dir = resolve(args.config, args.overrides, args.resume)
+    overrides = [*args.overrides, *(["run.baseline=true"] if args.baseline else [])]  # saved in config.yaml
+    cfg, run_dir = resolve(args.config, overrides, args.resume)
     if args.print_config:
         print(OmegaConf.to_yaml(cfg), end="")
         return 0
     results = fit(cfg, run_dir)
     if rank_zero_only.rank == 0:
-        print_summary(results)
+        print_summary(results, cfg["model"]["name"])
     return 0
 
 

@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("names", nargs="+", metavar="NAME", help="pretrained names (see `zoo list pretrained`)")
     p.set_defaults(fn="zoo.cli.hub:cmd_fetch")
 
-    p = sub.add_parser("baseline", help="fit scikit-learn baselines on a dataset's exact splits")
+    p = sub.add_parser("baseline", help="fit classical baselines (scikit-learn, TF-IDF, n-gram LMs) on a dataset's exact splits")
     p.add_argument("--data", required=True, help="dataset name")
     p.add_argument("overrides", nargs="*", metavar="data.key=value")
     p.set_defaults(fn="zoo.cli.evaluate:cmd_baseline")

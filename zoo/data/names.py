@@ -98,9 +98,9 @@ class Names(NamesBase):
 class NamesGender(NamesBase):
     """Female/male classification of first names from their characters (stratified splits).
 
-    The majority class (female) is about 0.82 of the names; a character n-gram logistic
-    regression reaches about 0.90. Names in both census files are labelled by frequency (see
-    `names_by_gender`).
+    The classes are unbalanced (most names are female): `zoo baseline --data names_gender` scores
+    the majority class and TF-IDF logistic regressions on these splits. Names in both census
+    files are labelled by frequency (see `names_by_gender`).
     """
 
     task: ClassVar[str] = "classification"

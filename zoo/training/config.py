@@ -58,6 +58,7 @@ class RunConfig:
     dir: str = "runs"  # run dirs go to <dir>/<name>/<YYYYmmdd-HHMMSS>
     name: str | None = None  # default: the experiment file's name, else <data>_<model>
     resume: bool = False  # continue the latest run of this name from its last.ckpt
+    baseline: bool = False  # also fit the data's classical baselines on the same splits (results.json "baselines")
 
 
 @dataclass
@@ -213,13 +214,18 @@ def validate(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
     """Return the config as plain containers with defaults filled in, or raise ConfigError.
 
     Checks keys, types and bounds of every section, the model's and the data's names and
-    arguments, that the model can train on the data, trainer values and the loggers.
+    arguments, that the model can train on the data (and, with run.baseline, that baselines
+    exist for it), trainer values and the loggers.
     """
     raw = OmegaConf.create(cfg) if isinstance(cfg, dict) else cfg
     out = checked(Config, raw, "")
     out["model"] = check_entry("model", out["model"], MODELS, FIT_MODEL_KEYS)
     out["data"] = check_entry("data", out["data"], DATA, {"name": None})
     check_compatible(out["model"]["name"], out["data"]["name"])
+    if out["run"]["baseline"]:
+        from zoo.evaluation.baseline import check_baselines
+
+        check_baselines(out["model"]["name"], out["data"]["name"])
     choose("optimizer", out["optim"]["name"], OPTIMIZERS)
     choose("scheduler", out["optim"]["scheduler"]["name"], SCHEDULERS)
     out["trainer"] = check_trainer(out["trainer"])
