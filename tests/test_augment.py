@@ -97,8 +97,11 @@ def test_augmented_run_resumed_mid_epoch_matches_an_uninterrupted_one(tmp_path, 
     import zoo.training.callbacks
     from zoo.fit import fit, resolve
 
-    example = MNIST.example(tmp_path / "data")
-    args = [f"data.root={example['root']}", "data.download=false", "data.augment=flip_crop_cutout",
+    from zoo.data.vision import digits_images, write_mnist
+
+    x, y = digits_images(28, 1)
+    write_mnist(tmp_path / "data" / "MNIST" / "raw", (x[:120], y[:120]), (x[120:180], y[120:180]))
+    args = [f"data.root={tmp_path / 'data'}", "data.download=false", "data.augment=flip_crop_cutout",
             "data.batch_size=16", "model.channels=[4,8]", "model.dropout=0.2", "trainer.max_epochs=2",
             "trainer.accelerator=cpu", "trainer.devices=1", "trainer.enable_progress_bar=false", "logger=false",
             "callbacks.checkpoint.every_n_train_steps=3"]

@@ -110,6 +110,17 @@ def test_mnist_reads_plain_idx_files(tmp_path):
     assert dm.spec.input_mean[0] == pytest.approx(mean, rel=1e-6)
 
 
+def test_a_corrupt_idx_file_is_one_line(tmp_path):
+    train, test = digits_split(28, 1, n_train=100)
+    paths = write_mnist(tmp_path / "MNIST" / "raw", train, test)
+    paths[0].write_bytes(b"\x00\x00\x08\x07garbage")  # a bad dimension count: not an idx image file
+    dm = MNIST(root=str(tmp_path))
+    dm.prepare_data()  # torchvision only checks that MNIST's files exist; reading them fails
+    with pytest.raises(ZooError, match=r"mnist: cannot read the files in .*MNIST/raw \(AssertionError") as e:
+        dm.setup("fit")
+    assert "\n" not in str(e.value)
+
+
 def test_fashion_mnist_extracts_gz_files_put_in_its_folder_offline(tmp_path, monkeypatch):
     """.gz files in FashionMNIST/raw/ are checked by torchvision's md5 and extracted, with no download."""
     train, test = digits_split(28, 1, n_train=200)

@@ -38,6 +38,9 @@ from zoo.registry import DATA
 from zoo.spec import DataSpec
 
 DOWNLOAD_ERRORS = (OSError, RuntimeError, EOFError, tarfile.TarError)  # URLError and BadGzipFile are OSErrors
+# What torchvision's readers raise on files that exist but are not what they claim (MNIST's idx files
+# have no checksum): a bad magic number, a short file, a pickle that is not CIFAR's.
+READ_ERRORS = (AssertionError, ValueError, TypeError, KeyError, OSError, EOFError, pickle.UnpicklingError)
 
 
 class TorchvisionImages(ImageDataModule):
@@ -89,6 +92,11 @@ class TorchvisionImages(ImageDataModule):
             if download or "download=True" not in str(e):  # torchvision's "not found or corrupted"
                 raise
             return None
+        except READ_ERRORS as e:
+            if download:
+                raise
+            raise ZooError(f"{self.registry_name}: cannot read the files in {self.folder()} "
+                           f"({type(e).__name__}: {' '.join(str(e).split()) or 'malformed file'})") from None
 
     def prepare_data(self) -> None:
         if self.open(train=False) is not None:
@@ -117,7 +125,7 @@ class TorchvisionImages(ImageDataModule):
                         shutil.copy2(archive, target)
             try:  # torchvision's progress bars show on stderr; a failure is one line, below
                 self.open(train=False, root=staging, download=True)
-            except DOWNLOAD_ERRORS as e:
+            except (*DOWNLOAD_ERRORS, *READ_ERRORS) as e:
                 raise self.missing(" ".join(str(e).split()) or type(e).__name__) from None
             for path in sorted(p for p in staging.rglob("*") if p.is_file()):
                 dest = root / path.relative_to(staging)
@@ -141,11 +149,7 @@ class TorchvisionImages(ImageDataModule):
 
         loaded = {}
         for name, train in (("train", True), ("test", False)):
-            try:
-                ds = self.open(train=train)
-            except (AssertionError, ValueError, TypeError, OSError, EOFError, pickle.UnpicklingError) as e:
-                raise ZooError(f"{self.registry_name}: cannot read the files in {self.folder()} "
-                               f"({type(e).__name__}: {' '.join(str(e).split())})") from None
+            ds = self.open(train=train)
             if ds is None:
                 raise self.missing("call prepare_data() first" if self.download else "data.download=false")
             loaded[name] = (as_images(ds.data), torch.as_tensor(ds.targets, dtype=torch.long), list(ds.classes))
