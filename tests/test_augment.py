@@ -95,9 +95,8 @@ def test_augmented_run_resumed_mid_epoch_matches_an_uninterrupted_one(tmp_path, 
     import lightning as L
 
     import zoo.training.callbacks
-    from zoo.fit import fit, resolve
-
     from zoo.data.vision import digits_images, write_mnist
+    from zoo.fit import fit, resolve
 
     x, y = digits_images(28, 1)
     write_mnist(tmp_path / "data" / "MNIST" / "raw", (x[:120], y[:120]), (x[120:180], y[120:180]))
