@@ -38,19 +38,12 @@ def read_table(path: Path, spec: Any) -> torch.Tensor:
 
 
 def read_images(paths: list[Path], spec: Any) -> torch.Tensor:
-    """Return image files as a (N, C, H, W) batch in [0, 1], converted and resized to the spec's shape."""
-    from PIL import Image, UnidentifiedImageError
-    from torchvision.transforms.functional import pil_to_tensor, resize
+    """Return image files as a (N, C, H, W) batch in [0, 1], converted and resized to the spec's shape,
+    exactly as `image_folder` reads its training images."""
+    from zoo.data.image_folder import read_image
 
     c, h, w = spec.input_shape
-    out = []
-    for path in paths:
-        try:
-            img = Image.open(path).convert("L" if c == 1 else "RGB")
-        except (UnidentifiedImageError, OSError):
-            raise ZooError(f"{path} is not a readable image file") from None
-        out.append(resize(pil_to_tensor(img), [h, w], antialias=True).float() / 255.0)
-    return torch.stack(out)
+    return torch.stack([read_image(path, (h, w), c).float() / 255.0 for path in paths])
 
 
 def read_inputs(model: Any, paths: list[str]) -> tuple[torch.Tensor, list[str]]:
