@@ -2,7 +2,8 @@
 
 - base.py: `ZooDataModule` (deterministic splits, a DataSpec, the in-memory loader) and
   `ArrayDataModule` (data held as numpy arrays);
-- one file per data family: images.py, tables.py, names.py, text.py;
+- one file per data family: images.py, tables.py, table_file.py (csv), names.py, text.py,
+  hf_dataset.py (Hugging Face datasets), streaming.py (litdata shards of any of them);
 - tokenizer.py: tokenizers trained on a train split (their readers are in zoo.spec);
 - download.py: atomic, resumable, sha256-checked, locked downloads, and zoo's cache folder.
 
@@ -10,7 +11,7 @@ Built-ins are imported here explicitly, so that each registers itself. May impor
 (registry, spec, errors, bounds) only: never models/, training/, evaluation/, hub/ or cli/.
 """
 
-from zoo.data import images, names, tables, text  # noqa: F401
+from zoo.data import hf_dataset, images, names, streaming, table_file, tables, text  # noqa: F401
 from zoo.data.base import ArrayDataModule, InMemoryLoader, ZooDataModule
 
 __all__ = ["ArrayDataModule", "InMemoryLoader", "ZooDataModule"]
