@@ -77,8 +77,8 @@ def read_frame(path: str | Path, sep: str | None = None, columns: list[str] | No
         except pd.errors.EmptyDataError:
             raise ZooError(f"{path} is empty") from None
         except pd.errors.ParserError as e:
-            raise ZooError(f"{path} cannot be parsed as {'TSV' if suffix != '.csv' else 'CSV'}: "
-                           f"{str(e).strip().splitlines()[-1]}") from None
+            detail = str(e).strip().splitlines()[-1].split("C error: ")[-1]  # "Expected 2 fields in line 3, saw 3"
+            raise ZooError(f"{path} cannot be parsed as {'TSV' if suffix != '.csv' else 'CSV'}: {detail}") from None
         except UnicodeDecodeError as e:
             raise ZooError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start}): is it really a CSV file?") from None
     if len(frame) == 0:
