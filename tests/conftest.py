@@ -31,6 +31,7 @@ def isolated_env(tmp_path_factory, monkeypatch):
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(home / "hf"))  # datasets' cache of local files (load_dataset on parquet)
     monkeypatch.setenv("ZOO_HOME", str(home / "zoo"))
     monkeypatch.delenv("ZOO_RUN_DIR", raising=False)
 

@@ -35,6 +35,8 @@ def test_shards_hold_the_source_splits_and_spec(shards, tmp_path, capsys):
     assert data_kind("streaming", {"path": str(shards)}) == ("tabular", "classification")
     for split in ("train", "val", "test"):
         assert all(torch.equal(a, b) for a, b in zip(streamed.split(split), source.split(split)))
+    _, y = next(iter(streamed._loader("train", shuffle=True)))
+    assert len(set(y.tolist())) == 3, "a batch mixes the classes, although iris stores them in blocks"
     # the same shards through litdata's remote path (a `local:` URL is fetched into a cache, as s3:// would be)
     remote = DATA.build("streaming", path=f"local:{shards}", cache_dir=str(tmp_path / "cache"))
     assert remote.spec == source.spec and torch.equal(remote.split("test")[0], source.split("test")[0])

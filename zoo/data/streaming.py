@@ -40,8 +40,9 @@ REMOTE = ("s3://", "gs://", "r2://", "azure://", "hf://", "local:")  # what litd
 # -- writing: `zoo prepare` ---------------------------------------------------------------------
 
 
-def _samples(bounds: tuple[int, int], x: torch.Tensor, y: torch.Tensor) -> Iterator[dict[str, Any]]:
-    for i in range(*bounds):
+def _samples(bounds: tuple[int, int], x: torch.Tensor, y: torch.Tensor, order: torch.Tensor
+             ) -> Iterator[dict[str, Any]]:
+    for i in order[bounds[0] : bounds[1]].tolist():
         yield {"id": i, "x": x[i], "y": y[i]}
 
 
@@ -49,7 +50,10 @@ def write_shards(datamodule: Any, out: str | Path, *, source: dict[str, Any], ch
                  workers: int = 1, overwrite: bool = False) -> dict[str, Any]:
     """Write a prepared DataModule's train/val/test splits and spec as litdata shards under `out`; return the meta.
 
-    Everything is written to a temporary folder beside `out` and renamed into place at the end, so an
+    Rows are written in a seeded random order (each keeps its row number as "id"): litdata shuffles
+    chunks, then windows of items within a chunk, so a split written in its stored order (sorted
+    names, classes in blocks) would give batches drawn from a narrow, correlated stretch of it.
+    Everything goes to a temporary folder beside `out`, renamed into place at the end, so an
     interrupted prepare leaves no half-written shards where a good folder was.
     """
     import litdata
@@ -71,9 +75,10 @@ def write_shards(datamodule: Any, out: str | Path, *, source: dict[str, Any], ch
     try:
         for split in SPLITS:
             x, y = datamodule.split(split)
+            order = torch.randperm(len(x), generator=torch.Generator().manual_seed(getattr(datamodule, "seed", 0)))
             step = max(1, -(-len(x) // (workers * 4)))  # a few inputs per worker, for balance
             inputs = [(i, min(i + step, len(x))) for i in range(0, len(x), step)]
-            litdata.optimize(functools.partial(_samples, x=x, y=y), inputs, output_dir=str(tmp / split),
+            litdata.optimize(functools.partial(_samples, x=x, y=y, order=order), inputs, output_dir=str(tmp / split),
                              chunk_bytes=chunk_bytes, num_workers=workers, verbose=False, start_method=method,
                              reorder_files=False)
             sizes[split] = len(x)
