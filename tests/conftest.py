@@ -15,6 +15,9 @@ ROOT = Path(__file__).resolve().parents[1]
 # One thread per process, here and in every subprocess the tests start: the models are small, the
 # machine has 2 cores, and pytest-xdist may run two workers; more threads only contend (10x slower).
 os.environ["OMP_NUM_THREADS"] = "1"
+# huggingface_hub and datasets read HF_HUB_OFFLINE once, when first imported (during collection), so the
+# per-test setting below comes too late for them: without this, a hub name is retried online for ~20 s.
+os.environ["HF_HUB_OFFLINE"] = "1"
 torch.set_num_threads(1)
 
 # Fast, quiet, deterministic settings for in-process trainings in tests.

@@ -137,6 +137,7 @@ def test_unknown_hub_name_offline_fails_at_once_in_one_line(tmp_path, capsys, mo
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     tried = []
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *args, **kwargs: tried.append(args) or [])
     monkeypatch.setattr(socket.socket, "connect", lambda self, address: tried.append(address))
     code = main(["--config", str(ROOT / "configs" / "experiment" / "imdb_minilm.yaml"), "data.path=nobody/no-such-set",
                  f"run.dir={tmp_path}"])

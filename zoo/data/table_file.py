@@ -32,7 +32,7 @@ import torch
 
 from zoo.bounds import OpenFraction, PositiveInt
 from zoo.data.base import Split, ZooDataModule, spec_from_arrays, split_indices
-from zoo.data.text import can_stratify
+from zoo.data.text import can_stratify, label_order
 from zoo.errors import ConfigError, ZooError, choose, did_you_mean
 from zoo.registry import DATA
 from zoo.spec import OTHER, DataSpec, category_key, encode_table, numeric_value, table_features
@@ -162,14 +162,6 @@ def _file_task(path: str, stamp: tuple[int, int], target: str, sep: str | None, 
     values = read_frame(p, sep, columns=[target])[target]
     check_parsed(p, target, values)
     return infer_task(values, max_classes)
-
-
-def label_order(keys: list[str]) -> list[str]:
-    """Return class names sorted: integers in numeric order, anything else as text."""
-    unique = set(keys)
-    if all(k.lstrip("-").isdigit() for k in unique):
-        return sorted(unique, key=int)
-    return sorted(unique)
 
 
 def fit_column(name: str, values: Any, categorical: bool, encoding: str, max_categories: int) -> dict[str, Any]:
