@@ -83,15 +83,17 @@ def new_run_dir(cfg: dict[str, Any]) -> Path:
 
 def build_data_and_model(cfg: dict[str, Any]) -> tuple[Any, Any]:
     """Return the DataModule and the model for `cfg`, after checking that they fit together."""
-    from zoo.registry import DATA, MODELS, check_compatible
+    from zoo.registry import DATA, MODELS, check_compatible, check_spec_compatible
     from zoo.training.config import FIT_MODEL_KEYS
 
     name = cfg["model"]["name"]
     model_cfg = {k: v for k, v in cfg["model"].items() if k not in FIT_MODEL_KEYS}  # fit's own: name, compile
     data_cfg = dict(cfg["data"])
-    check_compatible(name, data_cfg["name"])
-    datamodule = DATA.build(data_cfg.pop("name"), **data_cfg)
+    data_name = data_cfg.pop("name")
+    check_compatible(name, data_name, data_cfg)  # from the arguments: before anything loads
+    datamodule = DATA.build(data_name, **data_cfg)
     datamodule.prepare_data()
+    check_spec_compatible(name, data_name, datamodule.spec)  # and from the data as loaded
     model = MODELS.build(name, spec=datamodule.spec.to_dict(), optim=cfg["optim"], **model_cfg)
     return datamodule, model
 

@@ -10,7 +10,7 @@ import inspect
 from typing import Any
 
 from zoo.errors import ConfigError, did_you_mean
-from zoo.registry import DATA, MODELS, compatible_data, compatible_models, data_kind
+from zoo.registry import DATA, MODELS, compatible_data, compatible_models, data_kinds
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -52,6 +52,12 @@ def in_column(cls: type, column: tuple[str, str, str, bool]) -> bool:
     return cls.supports_data(modality, task)
 
 
+def kind_text(data: str) -> tuple[str, str]:
+    """Return a dataset's modality and task as shown in listings: "tabular", "classification, regression"."""
+    kinds = data_kinds(data)
+    return ", ".join(dict.fromkeys(m for m, _ in kinds)), ", ".join(dict.fromkeys(t for _, t in kinds))
+
+
 def summary(cls: type) -> str:
     """Return the first line of a class docstring."""
     return (inspect.getdoc(cls) or "").splitlines()[0] if cls.__doc__ else ""
@@ -86,7 +92,7 @@ def listing(what: str = "all", pattern: str = "*") -> str:
         lines.append("data:")
         width = max([len(n) for n in names] + [4])
         for name in names:
-            modality, task = data_kind(name)
+            modality, task = kind_text(name)
             lines.append(f"  {name:<{width}}  {modality:<8} {task:<18} {summary(DATA.get(name))}")
     if what in ("pretrained", "all"):
         from zoo.hub.pretrained import cards
@@ -108,7 +114,7 @@ def info(name: str) -> str:
         kind = "model"
     elif name in DATA:
         cls = DATA.get(name)
-        modality, task = data_kind(name)
+        modality, task = kind_text(name)
         extra = [f"modality: {modality}", f"task: {task}",
                  f"compatible models: {', '.join(compatible_models(name)) or 'none'}"]
         kind = "data"
@@ -131,7 +137,7 @@ def markdown_tables() -> str:
     out += [f"| `{m}` | {summary(MODELS.get(m))} |" for m in MODELS.names()]
     out += ["", "| data | modality | task | description |", "|---|---|---|---|"]
     for d in DATA.names():
-        modality, task = data_kind(d)
+        modality, task = kind_text(d)
         out.append(f"| `{d}` | {modality} | {task} | {summary(DATA.get(d))} |")
     out += ["", "| model | " + " | ".join(c[2] for c in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
     for m in MODELS.names():

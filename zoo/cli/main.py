@@ -2,6 +2,7 @@
 
     zoo fit | sweep            zoo/cli/train.py       (python -m zoo.fit, training/sweep.py)
     zoo test | baseline        zoo/cli/evaluate.py
+    zoo prepare                zoo/cli/prepare.py     (data/streaming.py)
     zoo predict                zoo/cli/predict.py
     zoo sample                 zoo/cli/sample.py
     zoo list | info            zoo/cli/listing.py
@@ -83,6 +84,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="dataset name")
     p.add_argument("overrides", nargs="*", metavar="data.key=value")
     p.set_defaults(fn="zoo.cli.evaluate:cmd_baseline")
+
+    p = sub.add_parser("prepare", help="write a dataset's splits and spec as litdata shards, for data.name=streaming")
+    p.add_argument("--data", required=True, help="dataset name")
+    p.add_argument("--out", required=True, help="output folder (then upload it to s3://..., gs://... if you like)")
+    p.add_argument("--chunk-bytes", default="64MB", help="size of each shard file (litdata chunk_bytes)")
+    p.add_argument("--workers", type=int, default=1, help="writer processes")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing, non-empty output folder")
+    p.add_argument("overrides", nargs="*", metavar="data.key=value")
+    p.set_defaults(fn="zoo.cli.prepare:cmd_prepare")
 
     p = sub.add_parser("export", help="export a checkpoint to another format (hf: a transformers folder)")
     p.add_argument("--ckpt", required=True, help="checkpoint file or pretrained name")

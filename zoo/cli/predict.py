@@ -21,7 +21,20 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def read_table(path: Path, spec: Any) -> torch.Tensor:
-    """Return raw feature rows from a CSV file; a header row (feature names) is optional."""
+    """Return model inputs from a table file.
+
+    For a model trained on a file (`csv` data) the file holds raw rows with named columns (CSV, TSV or
+    Parquet), preprocessed as the spec says; otherwise it is feature values, with an optional header
+    row of feature names.
+    """
+    if spec.table:
+        from zoo.data.table_file import read_frame
+        from zoo.spec import encode_table
+
+        try:
+            return torch.from_numpy(encode_table(spec.table, read_frame(path)))
+        except ValueError as e:
+            raise ZooError(f"{path}: {e}") from None
     rows = list(csv.reader(path.read_text().splitlines()))
     rows = [r for r in rows if r]
     if rows and spec.feature_names and [c.strip() for c in rows[0]] == list(spec.feature_names):

@@ -138,10 +138,25 @@ class ZooDataModule(L.LightningDataModule):
     Subclasses take only primitive keyword arguments, call `super().__init__(...)`, and
     implement `load_splits()`. Downloads, if any, go in `prepare_data()`. The class declares the
     `modality` and `task` of its data, so compatibility is known without loading anything.
+
+    Data whose kind depends on its arguments (a CSV whose target column decides the task, shards
+    of any dataset) overrides `kinds()` (every kind it can have: what `zoo list`, the README
+    matrix and the registry-driven tests read) and `kind(**kwargs)` (the kind those constructor
+    arguments give, answered cheaply: what zoo.fit checks against the model before loading).
     """
 
     modality: ClassVar[str]
     task: ClassVar[str]
+
+    @classmethod
+    def kinds(cls) -> tuple[tuple[str, str], ...]:
+        """Return every (modality, task) this data can have."""
+        return ((cls.modality, cls.task),)
+
+    @classmethod
+    def kind(cls, **kwargs) -> tuple[str, str]:
+        """Return the (modality, task) of the data these constructor arguments describe, without loading it."""
+        return cls.modality, cls.task
 
     def __init__(self, *, batch_size: PositiveInt = 64, val_fraction: OpenFraction = 0.15,
                  test_fraction: OpenFraction = 0.2, seed: int = 0) -> None:
@@ -215,8 +230,8 @@ class ZooDataModule(L.LightningDataModule):
     def _ensure_loaded(self) -> None:
         if self._splits is None:
             self._splits, self._spec = self.load_splits()
-            declared = (self.modality, self.task)
-            assert (self._spec.modality, self._spec.task) == declared, f"spec disagrees with {declared}"
+            declared = self.kinds()
+            assert (self._spec.modality, self._spec.task) in declared, f"spec disagrees with {declared}"
 
     def _loader(self, split: str, shuffle: bool = False) -> InMemoryLoader:
         self._ensure_loaded()

@@ -16,9 +16,11 @@ import torch
 
 from zoo.bounds import OpenFraction, PositiveInt, Range
 from zoo.data.base import Split, ZooDataModule, split_indices
-from zoo.errors import ConfigError, ZooError
+from zoo.errors import ConfigError, ZooError, choose
 from zoo.registry import DATA
 from zoo.spec import DataSpec
+
+UNITS = ("stream", "line")
 
 # Tiny Shakespeare (Karpathy's char-rnn corpus, 1,115,394 bytes, public domain text), for
 # `data.url=shakespeare`: a real text data set fetched once and verified.
@@ -83,6 +85,57 @@ def token_stream(tok, pieces: list[tuple[str, bool, bool]]) -> torch.Tensor:
     return torch.tensor(ids, dtype=torch.long)
 
 
+def line_sequences(tok, lines: list[str], T: int) -> Split:
+    """Return (x, y) with one sequence per line: `<bos> line <eos>`, padded with `<pad>` to T + 1 tokens
+    (a longer line is cut there); x is the first T tokens and y the last T (x shifted by one)."""
+    from zoo.data.tokenizer import encode_many, special_id
+
+    pad, bos, eos = (special_id(tok, r) for r in ("pad", "bos", "eos"))
+    if None in (pad, bos, eos):
+        raise ZooError("One sequence per line needs a tokenizer with padding, start and end tokens "
+                       "(<pad>/<bos>/<eos> or [PAD]/[CLS]/[SEP]); char, bpe and wordpiece have them")
+    seqs = torch.full((len(lines), T + 1), pad, dtype=torch.long)
+    for i, ids in enumerate(encode_many(tok, lines)):
+        row = [bos, *ids, eos][: T + 1]
+        seqs[i, : len(row)] = torch.tensor(row)
+    return seqs[:, :-1], seqs[:, 1:]
+
+
+def line_splits(tok_kind: str, lines: list[str], idx: dict[str, np.ndarray], vocab_size: int,
+                max_length: int) -> tuple[dict[str, Split], DataSpec]:
+    """Return LM splits and spec with one example per line (`idx`: the line numbers of each split): a
+    tokenizer trained on the train lines, and a context T of the longest line + 1, at most `max_length`."""
+    from zoo.data.tokenizer import build_tokenizer, encode_many, special_id
+
+    tok = build_tokenizer(tok_kind, [lines[i] for i in idx["train"]], vocab_size)
+    T = min(max_length, max(len(ids) for ids in encode_many(tok, lines)) + 1)
+    splits = {name: line_sequences(tok, [lines[i] for i in rows], T) for name, rows in idx.items()}
+    spec = DataSpec(modality="tokens", task="language_modeling", input_shape=(T,), vocab_size=tok.get_vocab_size(),
+                    pad_id=special_id(tok, "pad"), tokenizer=tok.to_str())
+    return splits, spec
+
+
+def stream_splits(tok_kind: str, pieces: dict[str, list[tuple[str, bool, bool]]], vocab_size: int, T: int,
+                  stride: int) -> tuple[dict[str, Split], DataSpec]:
+    """Return LM splits and spec of running text: each split's pieces (text, starts a document, ends one)
+    become one token stream cut into blocks of T + 1 (train every `stride` tokens, val/test without
+    overlap), with a tokenizer trained on the train pieces."""
+    from zoo.data.tokenizer import build_tokenizer, special_id
+
+    tok = build_tokenizer(tok_kind, [p[0] for p in pieces["train"]], vocab_size)
+    splits = {}
+    for name, parts in pieces.items():
+        ids = token_stream(tok, parts)
+        if len(ids) < T + 1:
+            raise ConfigError(f"The {name} split has {len(ids)} tokens, fewer than block_size + 1 = {T + 1}; "
+                              f"use more text, a smaller data.block_size or a larger data.{name}_fraction")
+        blocks = ids.unfold(0, T + 1, stride if name == "train" else T)  # (N, T + 1)
+        splits[name] = (blocks[:, :-1].contiguous(), blocks[:, 1:].contiguous())
+    spec = DataSpec(modality="tokens", task="language_modeling", input_shape=(T,), vocab_size=tok.get_vocab_size(),
+                    pad_id=special_id(tok, "pad"), tokenizer=tok.to_str())
+    return splits, spec
+
+
 def encode_chunks(tok, texts: list[str]) -> list[list[int]]:
     """Return the ids of each text, encoded line by line (fast, and bounded memory for big files)."""
     from zoo.data.tokenizer import encode_many
@@ -98,9 +151,15 @@ def encode_chunks(tok, texts: list[str]) -> list[list[int]]:
 class TextFile(ZooDataModule):
     """Language modeling on any UTF-8 text: a file, a folder of files, a URL, or Python's docs by default.
 
-    The text is cut into contiguous train / val / test parts (in that order, by characters), so
-    the test text is text the model never saw nearby. Each part becomes a token stream cut into
-    blocks of `block_size + 1` tokens: x is the first block_size, y the last (x shifted by one).
+    `unit: stream` (running text): the text is cut into contiguous train / val / test parts (in
+    that order, by characters), so the test text is text the model never saw nearby. Each part
+    becomes a token stream cut into blocks of `block_size + 1` tokens: x is the first block_size,
+    y the last (x shifted by one).
+
+    `unit: line` (one example per line: names, sentences, SMILES strings): every non-empty line,
+    stripped, is its own sequence `<bos> line <eos>`, padded, as the `names` data is; lines are
+    split into train / val / test at random (seeded), so no example leaks into the next and the NLL
+    is per example. The context is the longest line + 1, at most block_size (longer lines are cut).
 
     Args:
         path: a text file or a folder (files matching `glob`); default: the `pydoc_data` topics.
@@ -108,8 +167,9 @@ class TextFile(ZooDataModule):
         sha256: expected digest of the downloaded file (known for `shakespeare`).
         tokenizer: char, bpe, wordpiece, or a local folder with a Hugging Face tokenizer.json.
         vocab_size: target vocabulary of bpe / wordpiece.
-        block_size: tokens per training example (the model's context length).
+        block_size: tokens per training example (the model's context length); the longest for `line`.
         stride: offset between training blocks (default block_size: no overlap); val/test never overlap.
+        unit: stream (running text in blocks) or line (each line its own example).
     """
 
     modality: ClassVar[str] = "tokens"
@@ -117,8 +177,9 @@ class TextFile(ZooDataModule):
 
     def __init__(self, *, path: str | None = None, url: str | None = None, sha256: str | None = None,
                  glob: str = "**/*.txt", tokenizer: str = "char", vocab_size: PositiveInt = 1000,
-                 block_size: Annotated[int, Range(2)] = 128, stride: PositiveInt | None = None, batch_size: PositiveInt = 64, val_fraction: OpenFraction = 0.1,
-                 test_fraction: OpenFraction = 0.1, seed: int = 0) -> None:
+                 block_size: Annotated[int, Range(2)] = 128, stride: PositiveInt | None = None, unit: str = "stream",
+                 batch_size: PositiveInt = 64, val_fraction: OpenFraction = 0.1, test_fraction: OpenFraction = 0.1,
+                 seed: int = 0) -> None:
         super().__init__(batch_size=batch_size, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
         if path and url:
             raise ConfigError("Give data.path or data.url, not both")
@@ -127,6 +188,7 @@ class TextFile(ZooDataModule):
         self.path, self.url, self.sha256, self.glob = path, url, sha256, glob
         self.tokenizer, self.vocab_size = tokenizer, vocab_size
         self.block_size, self.stride = block_size, stride or block_size
+        self.unit = choose("data.unit", unit, UNITS)
 
     def download_path(self) -> Path:
         """Return where a `url` is cached: $ZOO_HOME/data/text/<file name>."""
@@ -154,23 +216,15 @@ class TextFile(ZooDataModule):
         return default_corpus()
 
     def load_splits(self) -> tuple[dict[str, Split], DataSpec]:
-        from zoo.data.tokenizer import build_tokenizer, special_id
-
+        if self.unit == "line":
+            lines = [line.strip() for doc in self.documents() for line in doc.splitlines() if line.strip()]
+            if len(lines) < 3:
+                raise ZooError(f"data.unit=line needs at least 3 non-empty lines (train, val, test), found {len(lines)}")
+            idx = split_indices(len(lines), self.val_fraction, self.test_fraction, self.seed)
+            return line_splits(self.tokenizer, lines, idx, self.vocab_size, self.block_size)
         fractions = (1 - self.val_fraction - self.test_fraction, self.val_fraction, self.test_fraction)
         pieces = split_documents(self.documents(), fractions)
-        tok = build_tokenizer(self.tokenizer, [p[0] for p in pieces["train"]], self.vocab_size)
-        T = self.block_size
-        splits = {}
-        for name, parts in pieces.items():
-            ids = token_stream(tok, parts)
-            if len(ids) < T + 1:
-                raise ConfigError(f"The {name} split has {len(ids)} tokens, fewer than block_size + 1 = {T + 1}; "
-                                  f"use more text, a smaller data.block_size or a larger data.{name}_fraction")
-            blocks = ids.unfold(0, T + 1, self.stride if name == "train" else T)  # (N, T + 1)
-            splits[name] = (blocks[:, :-1].contiguous(), blocks[:, 1:].contiguous())
-        spec = DataSpec(modality="tokens", task=self.task, input_shape=(T,), vocab_size=tok.get_vocab_size(),
-                        pad_id=special_id(tok, "pad"), tokenizer=tok.to_str())
-        return splits, spec
+        return stream_splits(self.tokenizer, pieces, self.vocab_size, self.block_size, self.stride)
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
@@ -185,6 +239,35 @@ def read_rows(path: Path) -> list[dict[str, str]]:
             raise ZooError(f"{path}: line {e.lineno} is not JSON ({e.msg})") from None
     delimiter = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
     return list(csv.DictReader(text.splitlines(), delimiter=delimiter))
+
+
+def can_stratify(labels: np.ndarray, val_fraction: float, test_fraction: float) -> bool:
+    """Return True when every class can be in every split (sklearn's own requirement for stratifying)."""
+    smallest_split = len(labels) * min(val_fraction, test_fraction)
+    return bool(np.bincount(labels).min() >= 3 and smallest_split >= labels.max() + 1)
+
+
+def classification_splits(texts: list[str], labels: np.ndarray, idx: dict[str, np.ndarray], class_names: list[str],
+                          tok_kind: str, vocab_size: int, max_length: int) -> tuple[dict[str, Split], DataSpec]:
+    """Return text classification splits and spec: rows `idx[split]` of texts and labels, encoded with a
+    tokenizer trained on (or loaded for) the train texts, padded to the longest train text, at most
+    `max_length` tokens."""
+    from zoo.data.tokenizer import build_tokenizer, encode_many, encode_padded, special_id
+
+    train_texts = [texts[i] for i in idx["train"]]
+    tok = build_tokenizer(tok_kind, train_texts, vocab_size)
+    pad = special_id(tok, "pad")
+    if pad is None:
+        raise ZooError(f"Tokenizer '{tok_kind}' has no padding token ([PAD] or <pad>)")
+    # Pretrained tokenizers add [CLS]/[SEP]: count them in the length.
+    extra = tok.post_processor.num_special_tokens_to_add(False) if tok.post_processor else 0
+    T = min(max_length, max(len(ids) for ids in encode_many(tok, train_texts)) + extra)
+    x, y = encode_padded(tok, texts, T, pad), torch.from_numpy(labels)
+    splits = {k: (x[torch.from_numpy(i)], y[torch.from_numpy(i)]) for k, i in idx.items()}
+    spec = DataSpec(modality="tokens", task="classification", input_shape=(T,), num_classes=len(class_names),
+                    class_names=tuple(class_names), vocab_size=tok.get_vocab_size(), pad_id=pad,
+                    tokenizer=tok.to_str())
+    return splits, spec
 
 
 def label_order(values: list[str]) -> list[str]:
@@ -223,8 +306,6 @@ class TextCSV(ZooDataModule):
         self.tokenizer, self.vocab_size, self.max_length = tokenizer, vocab_size, max_length
 
     def load_splits(self) -> tuple[dict[str, Split], DataSpec]:
-        from zoo.data.tokenizer import build_tokenizer, encode_many, encode_padded, special_id
-
         path = Path(self.path).expanduser()
         rows = read_rows(path)
         for col in (self.text_column, self.label_column):
@@ -236,25 +317,10 @@ class TextCSV(ZooDataModule):
         if len(class_names) < 2:
             raise ZooError(f"{path} needs at least 2 distinct labels in '{self.label_column}', found {class_names}")
         labels = np.array([class_names.index(v) for v in raw], dtype=np.int64)
-        # Stratify when every class can appear in every split (sklearn's own requirement).
-        smallest_split = len(texts) * min(self.val_fraction, self.test_fraction)
-        stratify = np.bincount(labels).min() >= 3 and smallest_split >= len(class_names)
         idx = split_indices(len(texts), self.val_fraction, self.test_fraction, self.seed,
-                            stratify=labels if stratify else None)
-        train_texts = [texts[i] for i in idx["train"]]
-        tok = build_tokenizer(self.tokenizer, train_texts, self.vocab_size)
-        pad = special_id(tok, "pad")
-        if pad is None:
-            raise ZooError(f"Tokenizer '{self.tokenizer}' has no padding token ([PAD] or <pad>)")
-        # Pretrained tokenizers add [CLS]/[SEP]: count them in the length.
-        extra = tok.post_processor.num_special_tokens_to_add(False) if tok.post_processor else 0
-        T = min(self.max_length, max(len(ids) for ids in encode_many(tok, train_texts)) + extra)
-        x, y = encode_padded(tok, texts, T, pad), torch.from_numpy(labels)
-        splits = {k: (x[torch.from_numpy(i)], y[torch.from_numpy(i)]) for k, i in idx.items()}
-        spec = DataSpec(modality="tokens", task=self.task, input_shape=(T,), num_classes=len(class_names),
-                        class_names=tuple(class_names), vocab_size=tok.get_vocab_size(), pad_id=pad,
-                        tokenizer=tok.to_str())
-        return splits, spec
+                            stratify=labels if can_stratify(labels, self.val_fraction, self.test_fraction) else None)
+        return classification_splits(texts, labels, idx, class_names, self.tokenizer, self.vocab_size,
+                                     self.max_length)
 
     @classmethod
     def example(cls, root: Path) -> dict:

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.bounds import check_bounds
-from zoo.errors import choose
+from zoo.errors import ZooError, choose
 from zoo.models.metrics import STAGES, Totals, build_metrics
 from zoo.models.optim import build_optimizer, build_scheduler
 from zoo.spec import DataSpec
@@ -223,3 +223,16 @@ class TaskModel(ZooModel):
     def predict_step(self, batch, batch_idx=0):
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
         return self.to_prediction(self(x))
+
+    def encode_rows(self, rows: Any) -> torch.Tensor:
+        """Return (N, F) inputs from raw table rows (a DataFrame or {column: values}), preprocessed as the
+        data was in training; for models trained on a table file (`csv`), whose spec carries `table`."""
+        from zoo.spec import encode_table
+
+        if not self.spec.table:
+            raise ZooError(f"This '{self.registry_name}' was not trained on a table file, so it has no column "
+                           "preprocessing; give it feature tensors")
+        try:
+            return torch.from_numpy(encode_table(self.spec.table, rows)).to(self.device)
+        except ValueError as e:
+            raise ZooError(str(e)) from None

@@ -221,11 +221,11 @@ def validate(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
     out = checked(Config, raw, "")
     out["model"] = check_entry("model", out["model"], MODELS, FIT_MODEL_KEYS)
     out["data"] = check_entry("data", out["data"], DATA, {"name": None})
-    check_compatible(out["model"]["name"], out["data"]["name"])
+    check_compatible(out["model"]["name"], out["data"]["name"], out["data"])
     if out["run"]["baseline"]:
         from zoo.evaluation.baseline import check_baselines
 
-        check_baselines(out["model"]["name"], out["data"]["name"])
+        check_baselines(out["model"]["name"], out["data"]["name"], out["data"])
     choose("optimizer", out["optim"]["name"], OPTIMIZERS)
     choose("scheduler", out["optim"]["scheduler"]["name"], SCHEDULERS)
     out["trainer"] = check_trainer(out["trainer"])
@@ -285,13 +285,18 @@ def check_loggers(value: Any) -> list[dict[str, Any]]:
     return out
 
 
-def datamodule_for(cfg: dict[str, Any], overrides: list[str]) -> Any:
-    """Return the prepared DataModule of a stored run config, with `data.key=value` overrides applied."""
+def data_section(cfg: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Return the checked data section of a stored run config, with `data.key=value` overrides applied."""
     extra = load_config([], overrides)
     if set(extra) - {"data"}:
         raise ConfigError(f"Only data.* overrides apply here, got: {', '.join(sorted(set(extra) - {'data'}))}")
     data_cfg = OmegaConf.to_container(OmegaConf.merge(cfg["data"], extra.get("data", {})))
-    data_cfg = check_entry("data", data_cfg, DATA, {"name": None})
+    return check_entry("data", data_cfg, DATA, {"name": None})
+
+
+def datamodule_for(cfg: dict[str, Any], overrides: list[str]) -> Any:
+    """Return the prepared DataModule of a stored run config, with `data.key=value` overrides applied."""
+    data_cfg = data_section(cfg, overrides)
     datamodule = DATA.build(data_cfg.pop("name"), **data_cfg)
     datamodule.prepare_data()
     return datamodule

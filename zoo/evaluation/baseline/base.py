@@ -129,9 +129,10 @@ def covered_kinds() -> str:
     return ", ".join(f"{m} {t}" for m, t in sorted(kinds))
 
 
-def check_baselines(model: str, data: str) -> None:
-    """Raise IncompatibleError when no baseline can stand beside `model` trained on `data` (run.baseline)."""
-    modality, task = data_kind(data)
+def check_baselines(model: str, data: str, config: dict[str, Any] | None = None) -> None:
+    """Raise IncompatibleError when no baseline can stand beside `model` trained on `data` (run.baseline);
+    `config` is the data section, for data whose kind depends on its arguments."""
+    modality, task = data_kind(data, config)
     if not baselines_for(modality, task):
         raise IncompatibleError(f"No baseline fits '{data}' ({modality} {task}). Baselines cover: {covered_kinds()}")
     # A generative model declares ("image", "*"): it learns the data itself, not the task the baselines score.
