@@ -16,10 +16,17 @@ import pytest
 from tests.conftest import ROOT
 from zoo.errors import ConfigError, IncompatibleError
 from zoo.evaluation.baseline import BASELINES, baselines_for, fit_baselines
-from zoo.registry import DATA, data_kind
+from zoo.registry import DATA, data_kinds
 from zoo.training.config import validate
 
-PAIRS = [(d, b) for d in DATA.names() for b in baselines_for(*data_kind(d))]
+# Per dataset and kind: a dataset whose kind depends on its arguments (csv, hf_dataset, streaming) once per kind.
+CASES = [(d, kind) for d in DATA.names() for kind in data_kinds(d)]
+PAIRS = [(d, kind, b) for d, kind in CASES for b in baselines_for(*kind)]
+
+
+def case_id(data: str, kind: tuple[str, str]) -> str:
+    return data if len(data_kinds(data)) == 1 else f"{data}-{kind[0]}-{kind[1]}"
+
 # The metrics the network logs per task (zoo/models/base.py TaskModel, zoo/models/metrics.py).
 NETWORK_METRICS = {"classification": {"acc", "precision", "recall", "f1"}, "regression": {"mse", "mae", "r2"},
                    "language_modeling": {"loss", "ppl"}}
@@ -30,9 +37,12 @@ def datamodule(tmp_path_factory):
     """Return a cached builder of each registered dataset (file-based ones from their own example)."""
 
     @cache
-    def build(name: str):
+    def build(name: str, kind: tuple[str, str] | None = None):
         cls = DATA.get(name)
-        kwargs = cls.example(tmp_path_factory.mktemp(name)) if hasattr(cls, "example") else {}
+        kwargs = {}
+        if hasattr(cls, "example"):
+            root = tmp_path_factory.mktemp(name)
+            kwargs = cls.example(root, kind) if len(cls.kinds()) > 1 else cls.example(root)
         dm = DATA.build(name, **kwargs)
         dm.prepare_data()
         return dm
@@ -43,7 +53,7 @@ def datamodule(tmp_path_factory):
 @pytest.fixture(scope="module")
 def results(datamodule):
     """Return a cached fit_baselines(name): every baseline of the dataset's kind."""
-    return cache(lambda name: fit_baselines(datamodule(name)))
+    return cache(lambda name, kind=None: fit_baselines(datamodule(name, kind)))
 
 
 def splits(dm) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -51,15 +61,16 @@ def splits(dm) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 def test_every_dataset_has_a_baseline():
-    missing = [d for d in DATA.names() if not baselines_for(*data_kind(d))]
+    missing = [(d, kind) for d, kind in CASES if not baselines_for(*kind)]
     assert not missing, f"datasets whose kind no baseline fits: {missing}"
 
 
-@pytest.mark.parametrize("data,baseline", PAIRS, ids=[f"{b}-{d}" for d, b in PAIRS])
-def test_baseline_on_dataset(data, baseline, results, datamodule):
+@pytest.mark.parametrize("data,kind,baseline", PAIRS, ids=[f"{b}-{case_id(d, k)}" for d, k, b in PAIRS])
+def test_baseline_on_dataset(data, kind, baseline, results, datamodule):
     """The network's metric names, on val and test, finite and in range."""
-    task = data_kind(data)[1]
-    r = results(data)[baseline]
+    task = kind[1]
+    kind = kind if len(data_kinds(data)) > 1 else None
+    r = results(data, kind)[baseline]
     assert set(r) == {f"{s}/{m}" for s in ("val", "test") for m in NETWORK_METRICS[task]}, r
     assert all(math.isfinite(v) for v in r.values()), r
     if task == "classification":
@@ -67,7 +78,7 @@ def test_baseline_on_dataset(data, baseline, results, datamodule):
     if task == "language_modeling":
         for s in ("val", "test"):
             assert r[f"{s}/ppl"] == pytest.approx(math.exp(r[f"{s}/loss"]))
-            assert 0 < r[f"{s}/loss"] < math.log(datamodule(data).spec.vocab_size)  # better than uniform
+            assert 0 < r[f"{s}/loss"] < math.log(datamodule(data, kind).spec.vocab_size)  # better than uniform
 
 
 def test_bigram_on_names_matches_an_independent_count(datamodule):
