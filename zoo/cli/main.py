@@ -9,8 +9,8 @@
     zoo fetch | export         zoo/cli/hub.py
 
 Arguments are parsed before torch is imported (a command's module is imported only to run it),
-so `zoo --help` and usage errors answer at once. Errors caused by user input print one line and
-exit with code 2; `--debug` shows the traceback.
+so `zoo --help` and usage errors answer at once. Every failure prints one line (zoo.errors.user_errors):
+exit code 2 for bad input, 1 for a failure zoo did not foresee; `--debug` shows the traceback.
 """
 
 from __future__ import annotations

@@ -259,6 +259,16 @@ class ZooDataModule(L.LightningDataModule):
         )
 
 
+def check_finite(x: np.ndarray, y: np.ndarray, name: str) -> None:
+    """Refuse NaN or infinite features or targets with one line: they would poison the train-split
+    statistics and every loss, silently."""
+    for what, values in (("features", x), ("targets", y)):
+        bad = ~np.isfinite(values.reshape(len(values), -1)).all(axis=1)
+        if bad.any():
+            raise ConfigError(f"data '{name}': {int(bad.sum())} of {len(values)} rows have NaN or infinite {what} "
+                              f"(the first is row {int(bad.argmax())}); drop or fill them first")
+
+
 def train_stats(x: np.ndarray, axis: tuple[int, ...]) -> tuple[list[float], list[float]]:
     """Return per-feature (or per-channel) mean and std over `axis`, std floored to avoid division by 0."""
     return x.mean(axis=axis).tolist(), np.maximum(x.std(axis=axis), 1e-6).tolist()
@@ -292,6 +302,7 @@ class ArrayDataModule(ZooDataModule):
         x = x.astype(np.float32)
         classification = self.task == "classification"
         y = y.astype(np.int64) if classification else y.astype(np.float32).reshape(len(y), -1)
+        check_finite(x, y, getattr(self, "registry_name", type(self).__name__))
         if classification:
             fields.setdefault("num_classes", int(y.max()) + 1)
         idx = split_indices(len(x), self.val_fraction, self.test_fraction, self.seed,

@@ -1,18 +1,24 @@
-"""Downloading files safely: sha256-checked, atomic, resumable, and safe under DDP.
+"""zoo's cache ($ZOO_HOME): downloads, pretrained weights and the judges zoo.evaluation trains,
+every entry verified by sha256 and made again (or explained) when it is corrupt.
 
-    path = download("https://example.org/data.txt", cache_dir() / "data" / "data.txt", sha256="ab12...")
+    path = download("https://example.org/data.txt", cache_path("data/text", url, sha256), sha256="ab12...")
+    path = cached(dest, make, what="the judge for this data")   # any cache entry that zoo builds itself
 
-- `file://` and `http(s)://` URLs (and plain local paths) are supported.
-- Bytes go to `<dest>.part`; an interrupted download resumes from there with an HTTP Range
-  request (or a seek, for local files) when the server allows it.
-- The finished file is checked against `sha256` before `os.replace` moves it to `dest`, so `dest`
-  is either absent or complete and verified. A mismatch deletes the partial file and raises.
+- `cached` is the one rule of every cache entry. An entry is checked against the sha256 known in
+  advance (pinned downloads, shipped weights), else against the digest recorded beside it when it
+  was made (`<dest>.sha256`: judges, unpinned downloads). A missing or corrupt entry is made again
+  by `make`; one that zoo cannot make (weights shipped inside the package) raises a one-line error
+  naming the file and what to do.
+- Entries are keyed by content: `cache_path` names a download after its expected sha256, or after
+  a hash of its URL when none is given, so two URLs never share a file.
+- `file://` and `http(s)://` URLs (and plain local paths) are supported. Bytes go to
+  `<dest>.part`; an interrupted download resumes from there with an HTTP Range request (or a
+  seek, for local files) when the server allows it.
+- The finished file is checked before `os.replace` moves it to `dest`, so `dest` is either absent
+  or complete and verified. A mismatch deletes the partial file and raises.
 - A lock file (`<dest>.lock`, the `filelock` library) serialises concurrent callers, e.g. DDP
-  ranks or two runs that all call `prepare_data()`: the first downloads, the others find the
-  verified file.
-
-`cache_dir()` is zoo's one cache folder ($ZOO_HOME): downloaded data and weights, and the judges
-that zoo.evaluation trains, all live under it.
+  ranks or two runs that all call `prepare_data()`: the first makes the entry, the others find
+  it verified.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import shutil
 import urllib.error
 import urllib.request
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import unquote, urlparse
@@ -50,33 +56,85 @@ def sha256_of(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def download(url: str, dest: str | Path, sha256: str | None, progress: bool = True) -> Path:
-    """Return `dest` holding the verified contents of `url`, downloading it only if needed.
+def cache_path(folder: str, url: str, sha256: str | None = None) -> Path:
+    """Return where a download of `url` is cached: `<cache>/<folder>/<key>-<file name>`.
 
-    With `sha256=None` nothing can be verified: the file is kept and its digest is shown in a
-    warning so it can be pinned. Raises ZooError on a digest mismatch or an unreachable URL.
+    The key is the expected sha256 when it is known (the same bytes share one file, whichever URL
+    serves them), else a hash of the URL itself (two URLs never share one file, even with the
+    same file name).
+    """
+    key = sha256.lower() if sha256 else hashlib.sha256(url.encode()).hexdigest()
+    name = Path(unquote(urlparse(url).path)).name or "download"
+    return cache_dir() / folder / f"{key[:16]}-{name}"
+
+
+def _digest_file(dest: Path) -> Path:
+    return dest.with_name(dest.name + ".sha256")
+
+
+def _intact(dest: Path, sha256: str | None) -> bool:
+    """Return True when `dest` exists and matches `sha256`, else the digest recorded when it was made."""
+    if not dest.is_file():
+        return False
+    if sha256 is None:
+        record = _digest_file(dest)
+        if not record.is_file():
+            return False
+        sha256 = record.read_text().strip()
+    return sha256_of(dest) == sha256.lower()
+
+
+def cached(dest: str | Path, make: Callable[[Path], None] | None, *, what: str, sha256: str | None = None,
+           fix: str = "") -> Path:
+    """Return `dest`, a verified cache entry, made by `make(part)` (which writes the file `part`) when
+    it is missing or corrupt.
+
+    With `sha256` the entry must match it, and a made file that does not is deleted and raises.
+    Without, the digest of the made file is recorded beside it and checked on every later use.
+    `make=None` means zoo cannot make the entry: a missing or corrupt one raises a one-line
+    ZooError naming `what`, the file and `fix`.
     """
     dest = Path(dest)
-    expected = sha256.lower() if sha256 else None
-    if dest.is_file() and (expected is None or sha256_of(dest) == expected):
+    if _intact(dest, sha256):
         return dest
+    if make is None:
+        state = "corrupt (its sha256 does not match)" if dest.is_file() else "missing"
+        raise ZooError(f"{what} at {dest} is {state}; {fix}" if fix else f"{what} at {dest} is {state}")
     dest.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(dest.with_name(dest.name + ".lock")):
-        if dest.is_file():  # another rank may have finished while we waited
-            if expected is None or sha256_of(dest) == expected:
-                return dest
-            dest.unlink()  # corrupt or stale: fetch again
+        if _intact(dest, sha256):  # another rank or run may have made it while we waited
+            return dest
+        if dest.is_file():
+            warnings.warn(f"{what} at {dest} was corrupt (sha256 mismatch): making it again", stacklevel=2)
+        dest.unlink(missing_ok=True)
+        _digest_file(dest).unlink(missing_ok=True)
         part = dest.with_name(dest.name + ".part")
-        fetch(url, part, progress=progress, label=dest.name)
+        make(part)
         digest = sha256_of(part)
-        if expected is not None and digest != expected:
+        if sha256 is not None and digest != sha256.lower():
             part.unlink(missing_ok=True)
-            raise ZooError(f"sha256 mismatch for {url}: expected {expected}, got {digest} (file deleted; retry or "
-                           "check the URL)")
-        if expected is None:
-            warnings.warn(f"{url} was not verified; its sha256 is {digest}", stacklevel=2)
+            raise ZooError(f"sha256 mismatch for {what}: expected {sha256.lower()}, got {digest} "
+                           "(file deleted; retry or check the source)")
         os.replace(part, dest)
+        if sha256 is None:
+            _digest_file(dest).write_text(digest + "\n")
     return dest
+
+
+def download(url: str, dest: str | Path, sha256: str | None, progress: bool = True) -> Path:
+    """Return `dest` holding the verified contents of `url`, downloading it only if needed (see `cached`).
+
+    With `sha256=None` the file cannot be checked against its source: its digest is shown in a
+    warning so it can be pinned, and recorded, so that a later corruption of the cached copy is
+    caught. Raises ZooError on a digest mismatch or an unreachable URL.
+    """
+
+    def make(part: Path) -> None:
+        fetch(url, part, progress=progress, label=Path(dest).name)
+        if sha256 is None:
+            warnings.warn(f"{url} was not verified; its sha256 is {sha256_of(part)}", stacklevel=3)
+
+    return cached(dest, make, what=f"The download of {url}", sha256=sha256)
 
 
 def fetch(url: str, part: Path, *, progress: bool, label: str) -> None:
@@ -125,7 +183,8 @@ def progress_bar(enabled: bool, total: int | None, start: int, label: str) -> It
     """Yield a tqdm bar in bytes (or a no-op stand-in when disabled)."""
     from tqdm.auto import tqdm
 
-    with tqdm(total=total, initial=start, unit="B", unit_scale=True, desc=label, disable=not enabled) as bar:
+    # disable=None: no bar when stderr is not a terminal (a log file, a pipe, a test)
+    with tqdm(total=total, initial=start, unit="B", unit_scale=True, desc=label, disable=None if enabled else True) as bar:
         yield bar
 
 

@@ -7,6 +7,7 @@ on the train split only and stored in the DataSpec (see zoo/data/tokenizer.py).
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 from typing import Annotated, ClassVar
@@ -39,6 +40,14 @@ def default_corpus() -> list[str]:
     return [topics[k] for k in sorted(topics)]
 
 
+def read_text(path: Path) -> str:
+    """Return the text of a UTF-8 file, or raise a one-line ZooError naming the file and the first bad byte."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ZooError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start}); convert it to UTF-8") from None
+
+
 def read_documents(path: Path, pattern: str) -> list[str]:
     """Return the UTF-8 text of a file, or of each file matching `pattern` under a folder (sorted)."""
     if not path.exists():
@@ -46,12 +55,9 @@ def read_documents(path: Path, pattern: str) -> list[str]:
     files = [path] if path.is_file() else sorted(p for p in path.glob(pattern) if p.is_file())
     if not files:
         raise ConfigError(f"No files matching '{pattern}' under {path}")
-    docs = []
-    for f in files:
-        try:
-            docs.append(f.read_text(encoding="utf-8"))
-        except UnicodeDecodeError as e:
-            raise ZooError(f"{f} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+    docs = [read_text(f) for f in files]
+    if not any(doc.strip() for doc in docs):
+        raise ZooError(f"{path} holds no text (empty or only whitespace)")
     return docs
 
 
@@ -127,8 +133,10 @@ def stream_splits(tok_kind: str, pieces: dict[str, list[tuple[str, bool, bool]]]
     for name, parts in pieces.items():
         ids = token_stream(tok, parts)
         if len(ids) < T + 1:
+            larger = "smaller data.val_fraction and data.test_fraction" if name == "train" else \
+                f"a larger data.{name}_fraction"
             raise ConfigError(f"The {name} split has {len(ids)} tokens, fewer than block_size + 1 = {T + 1}; "
-                              f"use more text, a smaller data.block_size or a larger data.{name}_fraction")
+                              f"use more text, a smaller data.block_size or {larger}")
         blocks = ids.unfold(0, T + 1, stride if name == "train" else T)  # (N, T + 1)
         splits[name] = (blocks[:, :-1].contiguous(), blocks[:, 1:].contiguous())
     spec = DataSpec(modality="tokens", task="language_modeling", input_shape=(T,), vocab_size=tok.get_vocab_size(),
@@ -191,12 +199,10 @@ class TextFile(ZooDataModule):
         self.unit = choose("data.unit", unit, UNITS)
 
     def download_path(self) -> Path:
-        """Return where a `url` is cached: $ZOO_HOME/data/text/<file name>."""
-        from urllib.parse import urlparse
+        """Return where a `url` is cached: $ZOO_HOME/data/text/<sha256 or URL hash>-<file name>."""
+        from zoo.data.download import cache_path
 
-        from zoo.data.download import cache_dir
-
-        return cache_dir() / "data" / "text" / (Path(urlparse(self.url).path).name or "download.txt")
+        return cache_path("data/text", self.url, self.sha256)
 
     def prepare_data(self) -> None:
         if self.url:
@@ -227,18 +233,57 @@ class TextFile(ZooDataModule):
         return stream_splits(self.tokenizer, pieces, self.vocab_size, self.block_size, self.stride)
 
 
-def read_rows(path: Path) -> list[dict[str, str]]:
-    """Return the rows of a CSV, TSV or JSONL file as dicts (the CSV/TSV header names the columns)."""
+def read_rows(path: Path, columns: tuple[str, ...]) -> list[list[str]]:
+    """Return, for each row of a CSV, TSV or JSONL file, its values of `columns` (the CSV/TSV header
+    names the columns). A file without rows, a ragged row, a line that is not a JSON object, or a
+    row with a missing or blank value raises a one-line error naming the file and the line."""
     if not path.is_file():
         raise ConfigError(f"data.path not found: {path}")
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path)
+    records: list[tuple[int, dict]] = []
     if path.suffix.lower() in (".jsonl", ".json"):
-        try:
-            return [json.loads(line) for line in text.splitlines() if line.strip()]
-        except json.JSONDecodeError as e:
-            raise ZooError(f"{path}: line {e.lineno} is not JSON ({e.msg})") from None
-    delimiter = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
-    return list(csv.DictReader(text.splitlines(), delimiter=delimiter))
+        for n, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ZooError(f"{path}: line {n} is not JSON ({e.msg})") from None
+            if not isinstance(record, dict):
+                raise ZooError(f"{path}: line {n} is not a JSON object with the keys {', '.join(columns)}")
+            records.append((n, record))
+    else:
+        delimiter = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
+        reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
+        for row in reader:
+            extra, missing = row.pop(None, None) or [], sum(v is None for v in row.values())
+            if extra or missing:  # csv gives extra fields the key None, and missing ones the value None
+                have = len(reader.fieldnames) - missing + len(extra)
+                raise ZooError(f"{path}: line {reader.line_num} has {have} fields, the header has "
+                               f"{len(reader.fieldnames)} ({delimiter!r}-separated)")
+            records.append((reader.line_num, row))
+    if not records:
+        raise ZooError(f"{path} has no rows")
+    for col in columns:
+        if col not in records[0][1]:
+            raise ConfigError(f"{path} has no column '{col}'. Columns: {', '.join(map(str, records[0][1]))}")
+    out = []
+    for n, record in records:
+        values = [record.get(c) for c in columns]
+        for col, value in zip(columns, values):
+            if value is None or not str(value).strip():
+                raise ZooError(f"{path}: line {n} has no value for '{col}'")
+        out.append([str(v) for v in values])
+    return out
+
+
+def is_number(text: str) -> bool:
+    """Return True for a text that reads as a number ('3', '-0.5', '1e3', 'nan')."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def can_stratify(labels: np.ndarray, val_fraction: float, test_fraction: float) -> bool:
@@ -278,6 +323,18 @@ def label_order(values: list[str]) -> list[str]:
     return sorted(unique)
 
 
+def check_looks_like_text(path: Path, texts: list[str], class_names: list[str], text_column: str,
+                          label_column: str) -> None:
+    """Refuse a numeric table read as text: numbers in the text column, or about as many labels as rows."""
+    if all(is_number(t) for t in texts):
+        raise ZooError(f"{path}: the text column '{text_column}' holds only numbers; a table of numbers is "
+                       "tabular data (the `csv` dataset), not text")
+    if len(class_names) > max(2, len(texts) // 2):
+        raise ZooError(f"{path}: '{label_column}' has {len(class_names)} distinct labels in {len(texts)} rows, "
+                       "too few rows per class to learn; is it a numeric target? (regression on a table is "
+                       "the tabular `csv` dataset)")
+
+
 @DATA.register("text_csv")
 class TextCSV(ZooDataModule):
     """Text classification from a CSV / TSV / JSONL file with a text column and a label column.
@@ -307,15 +364,13 @@ class TextCSV(ZooDataModule):
 
     def load_splits(self) -> tuple[dict[str, Split], DataSpec]:
         path = Path(self.path).expanduser()
-        rows = read_rows(path)
-        for col in (self.text_column, self.label_column):
-            if rows and col not in rows[0]:
-                raise ConfigError(f"{path} has no column '{col}'. Columns: {', '.join(map(str, rows[0]))}")
-        texts = [str(r[self.text_column]) for r in rows]
-        raw = [str(r[self.label_column]).strip() for r in rows]
+        rows = read_rows(path, (self.text_column, self.label_column))
+        texts = [text for text, _ in rows]
+        raw = [label.strip() for _, label in rows]
         class_names = label_order(raw)
         if len(class_names) < 2:
             raise ZooError(f"{path} needs at least 2 distinct labels in '{self.label_column}', found {class_names}")
+        check_looks_like_text(path, texts, class_names, self.text_column, self.label_column)
         labels = np.array([class_names.index(v) for v in raw], dtype=np.int64)
         idx = split_indices(len(texts), self.val_fraction, self.test_fraction, self.seed,
                             stratify=labels if can_stratify(labels, self.val_fraction, self.test_fraction) else None)

@@ -116,4 +116,8 @@ def export(ckpt: str, fmt: str, out: str) -> Path:
     from zoo.hub.pretrained import load
 
     choose("export format", fmt, FORMATS)
+    target = Path(out)
+    if target.is_file() or (target.is_dir() and any(target.iterdir())):
+        raise ZooError(f"{target} already exists{' and is not empty' if target.is_dir() else ''}: "
+                       "export refuses to overwrite; give a new or empty folder")
     return export_hf(load(ckpt), out)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from zoo.data.download import cache_dir, download, sha256_of
+from zoo.data.download import cache_dir, cached, download, sha256_of
 from zoo.errors import ConfigError, ZooError, did_you_mean
 from zoo.registry import MODELS
 
@@ -58,21 +58,17 @@ def weights_path(name: str, progress: bool = True) -> Path:
     w = card(name)["weights"]
     uri, sha = w["uri"], w["sha256"]
     scheme = urlparse(uri).scheme
-    if scheme == "package":
-        path = CARDS_DIR / uri[len("package://"):]
-    elif scheme == "hf":
+    what = f"The weights file of '{name}'"
+    if scheme == "package":  # shipped inside zoo: nothing to fetch again, the installation itself is damaged
+        return cached(CARDS_DIR / uri[len("package://"):], None, what=what, sha256=sha,
+                      fix="they ship inside the zoo package, so reinstall it (pip install --force-reinstall zoo)")
+    if scheme == "hf":
         from huggingface_hub import hf_hub_download
 
         owner, repo, filename = uri[len("hf://"):].split("/", 2)  # hf://owner/repo/path/in/repo
         path = Path(hf_hub_download(f"{owner}/{repo}", filename, cache_dir=cache_dir() / "hf"))
-    else:
-        path = download(uri, cache_dir() / "weights" / f"{name}-{sha[:12]}.safetensors", sha256=sha, progress=progress)
-    if not path.is_file():
-        raise ZooError(f"Weights of '{name}' not found at {path}")
-    if sha256_of(path) != sha:
-        raise ZooError(f"Weights of '{name}' at {path} fail the sha256 check (corrupt or tampered); "
-                       f"delete the file and fetch again")
-    return path
+        return cached(path, None, what=what, sha256=sha, fix=f"delete it and run `zoo fetch {name}` again")
+    return download(uri, cache_dir() / "weights" / f"{name}-{sha[:12]}.safetensors", sha256=sha, progress=progress)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -97,12 +93,23 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 def model_from_checkpoint(ckpt: dict[str, Any]) -> Any:
     """Return the registered model rebuilt from a checkpoint dict, in eval mode."""
     cls = MODELS.get(ckpt["zoo"]["model"])
-    model = cls(**ckpt["hyper_parameters"])
+    model = rebuild(cls, ckpt["hyper_parameters"])
     try:
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as e:
         raise ZooError(f"Checkpoint weights do not fit model '{cls.registry_name}': {str(e).splitlines()[0]}") from None
     return model.eval()
+
+
+def rebuild(cls: type, hparams: dict[str, Any], source: str | Path = "the checkpoint") -> Any:
+    """Return `cls(**hparams)`, or a one-line ZooError when the stored hyper-parameters do not build one."""
+    try:
+        return cls(**hparams)
+    except ZooError:
+        raise
+    except (TypeError, ValueError, KeyError) as e:
+        raise ZooError(f"The hyper-parameters in {source} do not build a '{cls.registry_name}' "
+                       f"({str(e).splitlines()[0] if str(e) else type(e).__name__}); was it written by another zoo version?") from None
 
 
 def load_checkpoint(path: str | Path) -> Any:
@@ -130,9 +137,11 @@ def load_weights(path: str | Path) -> Any:
             meta = json.loads((f.metadata() or {}).get("zoo", "null"))
     except (SafetensorError, OSError, ValueError) as e:
         raise ZooError(f"Cannot read weights {path}: corrupt or not a safetensors file ({e})") from None
-    if not meta:
-        raise ZooError(f"{path} has no zoo metadata (model name and hyper-parameters)")
-    model = MODELS.get(meta["model"])(**meta["hyper_parameters"])
+    if not isinstance(meta, dict) or not isinstance(meta.get("model"), str) or not isinstance(
+            meta.get("hyper_parameters"), dict):
+        raise ZooError(f"{path} has no zoo metadata (model name and hyper-parameters); zoo.load reads weights "
+                       "saved by zoo (zoo.hub.pretrained.save_weights)")
+    model = rebuild(MODELS.get(meta["model"]), meta["hyper_parameters"], path)
     try:
         load_model(model, str(path))
     except RuntimeError as e:

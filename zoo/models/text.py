@@ -75,6 +75,10 @@ class TextModel:
             raise ZooError(f"n must be at least 1, got {n}")
         if temperature < 0:
             raise ZooError(f"temperature must be >= 0, got {temperature}")
+        if top_k is not None and top_k < 1:
+            raise ZooError(f"top_k must be at least 1 (or unset for no limit), got {top_k}")
+        if max_new_tokens is not None and max_new_tokens < 0:
+            raise ZooError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
         tok = self.tokenizer
         bos, eos = special_id(tok, "bos"), special_id(tok, "eos")
         start = ([bos] if bos is not None else []) + encode(tok, prompt)

@@ -17,15 +17,16 @@ import inspect
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
-from zoo.bounds import NonNegativeFloat, NonNegativeInt, PositiveInt, check_bounds, describe
+from zoo.bounds import NonNegativeFloat, NonNegativeInt, PositiveInt, Range, check_bounds, describe
 from zoo.errors import ConfigError, choose, did_you_mean
 from zoo.models.optim import OPTIMIZERS, SCHEDULERS, OptimConfig
-from zoo.registry import DATA, MODELS, check_compatible
+from zoo.registry import DATA, MODELS, check_compatible, data_kind
+from zoo.training.environment import ENV_KEY, env_values
 
 
 @dataclass
@@ -109,11 +110,18 @@ class WandbConfig:
 
 LOGGERS = {"csv": CSVConfig, "tensorboard": TensorBoardConfig, "wandb": WandbConfig}
 
+# Trainer arguments whose bad values Lightning's constructor lets through, to fail later (a
+# ZeroDivisionError for accumulate_grad_batches=0) or quietly (log_every_n_steps=0): their bounds.
+TRAINER_BOUNDS = {"accumulate_grad_batches": PositiveInt, "log_every_n_steps": PositiveInt,
+                  "check_val_every_n_epoch": PositiveInt, "min_epochs": NonNegativeInt, "min_steps": NonNegativeInt,
+                  "gradient_clip_val": NonNegativeFloat, "num_sanity_val_steps": Annotated[int, Range(-1)]}
 # Keys of the model section that fit consumes itself instead of passing to the constructor.
 FIT_MODEL_KEYS = {"name": None, "compile": False}
 # Trainer arguments that fit builds from other sections.
 MANAGED_TRAINER_KEYS = {"logger": "logger", "callbacks": "callbacks", "default_root_dir": "run.dir",
-                        "plugins": "zoo's checkpoint writer"}
+                        "plugins": "zoo's checkpoint writer",
+                        "enable_checkpointing": "callbacks.checkpoint (best.ckpt and last.ckpt are always written)",
+                        "enable_autolog_hparams": "logger (zoo logs the resolved config to every logger)"}
 
 
 def load_config(paths: list[str | Path], overrides: list[str] | None = None) -> DictConfig:
@@ -160,11 +168,19 @@ def checked(schema: type, values: Any, where: str) -> dict[str, Any]:
             f"Unknown key '{prefix}{e.full_key}'.{did_you_mean(str(e.key), valid)} Valid keys: {', '.join(valid)}"
         ) from None
     except OmegaConfBaseException as e:
-        key = f"{where}.{e.full_key}" if where and e.full_key else (e.full_key or where)
-        raise ConfigError(f"Invalid value for '{key}': {first_line(e)}") from None
-    out = OmegaConf.to_container(merged, resolve=True)
+        raise invalid_value(e, where) from None
+    try:
+        out = OmegaConf.to_container(merged, resolve=True)
+    except OmegaConfBaseException as e:  # an interpolation that does not resolve: ${nope}, ${oc.env:UNSET}
+        raise invalid_value(e, where) from None
     check_schema_bounds(schema, out, f"{where}." if where else "")
     return out
+
+
+def invalid_value(e: OmegaConfBaseException, where: str) -> ConfigError:
+    """Return the one-line ConfigError for a value OmegaConf refused, naming its full key."""
+    key = f"{where}.{e.full_key}" if where and e.full_key else (e.full_key or where)
+    return ConfigError(f"Invalid value for '{key}': {first_line(e)}")
 
 
 def check_schema_bounds(schema: type, values: dict[str, Any], prefix: str) -> None:
@@ -228,15 +244,54 @@ def validate(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
         check_baselines(out["model"]["name"], out["data"]["name"], out["data"])
     choose("optimizer", out["optim"]["name"], OPTIMIZERS)
     choose("scheduler", out["optim"]["scheduler"]["name"], SCHEDULERS)
+    if len(out["optim"]["betas"]) != 2:
+        raise ConfigError(f"Invalid value for 'optim.betas': needs 2 items (beta1, beta2), got {out['optim']['betas']}")
+    check_run_name(out["run"]["name"])
+    check_monitors(out)
     out["trainer"] = check_trainer(out["trainer"])
     out["logger"] = check_loggers(out["logger"])
+    env = env_values(raw)
+    if env:
+        out[ENV_KEY] = env
     return out
 
 
+def check_run_name(name: str | None) -> None:
+    """Refuse a run.name that is not one folder name, so that every run dir stays inside run.dir."""
+    if name is None:
+        return
+    if not name.strip() or name in (".", "..") or any(sep in name for sep in ("/", "\\")) or Path(name).is_absolute():
+        raise ConfigError(f"Invalid value for 'run.name': {name!r} must be a folder name inside run.dir "
+                          "(no '/', no '..'); choose where runs go with run.dir")
+
+
+def check_monitors(cfg: dict[str, Any]) -> None:
+    """Check the checkpoint and early-stopping monitors and modes against the metrics the model logs on
+    this data (`ZooModel.epoch_metrics`), before any data loads: a wrong name would otherwise fail
+    only after a whole epoch, and a mode that fights its metric would keep the worst checkpoint."""
+    model, data = cfg["model"]["name"], cfg["data"]["name"]
+    logged = MODELS.get(model).epoch_metrics(*data_kind(data))
+    for section in ("checkpoint", "early_stopping"):
+        c = cfg["callbacks"][section]
+        where = f"callbacks.{section}"
+        if c["mode"] is not None:
+            choose(f"{where}.mode", c["mode"], ("min", "max"))
+        if c["monitor"] is None:
+            continue
+        if c["monitor"] not in logged:
+            raise ConfigError(f"Unknown metric '{c['monitor']}' for {where}.monitor.{did_you_mean(c['monitor'], logged)} "
+                              f"Model '{model}' logs on '{data}': {', '.join(sorted(logged))}")
+        better = logged[c["monitor"]]
+        if c["mode"] is not None and c["mode"] != better:
+            raise ConfigError(f"{where}.mode={c['mode']} would keep the worst {c['monitor']}: it improves "
+                              f"towards its {better}imum (mode {better}, the default for it)")
+
+
 def check_trainer(trainer: dict[str, Any]) -> dict[str, Any]:
-    """Check that trainer keys are `lightning.Trainer` arguments that zoo does not manage itself, and
-    that each value has a type the argument's hint admits (pydantic, strict: `max_epochs=many` or
-    `max_epochs=true` is refused)."""
+    """Check that trainer keys are `lightning.Trainer` arguments that zoo does not manage itself, that
+    each value has a type the argument's hint admits (pydantic, strict: `max_epochs=many` or
+    `max_epochs=true` is refused), and the TRAINER_BOUNDS. (What Lightning's constructor refuses
+    itself, and what depends on the machine, is `dry_run_trainer`'s.)"""
     import lightning
     from pydantic import ConfigDict, TypeAdapter, ValidationError
 
@@ -255,7 +310,48 @@ def check_trainer(trainer: dict[str, Any]) -> dict[str, Any]:
         except ValidationError:
             raise ConfigError(f"Invalid value for 'trainer.{key}': expected {describe(hints[key])}, "
                               f"got {value!r} ({type(value).__name__})") from None
+    check_bounds({k: v for k, v in TRAINER_BOUNDS.items() if k in trainer}, trainer, "trainer.")
     return trainer
+
+
+def dry_run_trainer(trainer: dict[str, Any]) -> None:
+    """Build a throwaway `lightning.Trainer` from the section, so that what Lightning refuses in its
+    constructor (max_epochs=-5, accelerator=gpu on a machine without one, devices=64, an unknown
+    strategy or precision) fails now, before any data loads and before a run dir appears.
+
+    zoo.fit calls it first thing; `validate` does not, because some of these depend on the machine
+    (a config for a GPU cluster validates, and `--print-config` prints it, on a laptop). It takes
+    ~30 ms and writes nothing. Lightning's start-up lines are silenced here (the real Trainer prints
+    them), and the global torch flags its constructor sets are put back.
+    """
+    import logging
+    import os
+    import warnings
+
+    import lightning
+    import torch
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    log = logging.getLogger("lightning.pytorch")  # "GPU available: ..." at every construction
+    level, bench = log.level, torch.backends.cudnn.benchmark
+    deterministic = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    cublas = os.environ.get("CUBLAS_WORKSPACE_CONFIG")
+    log.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            lightning.Trainer(**{"enable_progress_bar": False, "enable_model_summary": False, **trainer,
+                                 "logger": False, "enable_checkpointing": False})
+    except (MisconfigurationException, ValueError, TypeError) as e:
+        raise ConfigError(f"Invalid trainer settings: {first_line(e)}") from None
+    finally:
+        log.setLevel(level)
+        torch.backends.cudnn.benchmark = bench
+        torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
+        if cublas is None:
+            os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+        else:
+            os.environ["CUBLAS_WORKSPACE_CONFIG"] = cublas
 
 
 def check_loggers(value: Any) -> list[dict[str, Any]]:
@@ -290,7 +386,10 @@ def data_section(cfg: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     extra = load_config([], overrides)
     if set(extra) - {"data"}:
         raise ConfigError(f"Only data.* overrides apply here, got: {', '.join(sorted(set(extra) - {'data'}))}")
-    data_cfg = OmegaConf.to_container(OmegaConf.merge(cfg["data"], extra.get("data", {})))
+    try:  # a stored config keeps ${oc.env:...} as written (zoo/training/environment.py): resolve it here
+        data_cfg = OmegaConf.to_container(OmegaConf.merge(cfg["data"], extra.get("data", {})), resolve=True)
+    except OmegaConfBaseException as e:
+        raise invalid_value(e, "data") from None
     return check_entry("data", data_cfg, DATA, {"name": None})
 
 
@@ -300,3 +399,4 @@ def datamodule_for(cfg: dict[str, Any], overrides: list[str]) -> Any:
     datamodule = DATA.build(data_cfg.pop("name"), **data_cfg)
     datamodule.prepare_data()
     return datamodule
+

@@ -43,11 +43,14 @@ def build_loggers(configs: list[dict[str, Any]], run_dir: Path, cursor: dict[str
 
 
 def start_loggers(loggers: list[Any], cfg: dict[str, Any], model: Any, cursor: dict[str, Any] | None = None) -> None:
-    """Log the resolved config to every logger, start W&B watching, and continue a resumed run's logs."""
+    """Log the resolved config (and the model graph, where asked) to every logger, start W&B watching,
+    and continue a resumed run's logs. (This replaces Lightning's own hyper-parameter logging, which
+    zoo.fit turns off: it would touch the logs before a resumed checkpoint is restored.)"""
     from lightning.pytorch.utilities import rank_zero_only
 
     for logger in loggers:
         logger.log_hyperparams(cfg)
+        logger.log_graph(model)  # a no-op unless a TensorBoard logger has log_graph: true
         if not isinstance(logger, WandbLogger) or rank_zero_only.rank != 0:
             continue
         c, run = logger.zoo_config, logger.experiment
