@@ -1,4 +1,5 @@
-"""Regenerate the README's model/data tables from the registry (run by `make docs`)."""
+"""Regenerate the README's generated tables (run by `make docs`): models and data from the registry,
+pretrained entries from their cards."""
 
 from __future__ import annotations
 
@@ -6,14 +7,17 @@ import re
 from pathlib import Path
 
 from zoo.cli.listing import markdown_tables
+from zoo.hub.cards import markdown_table
 
 README = Path(__file__).resolve().parents[1] / "README.md"
+TABLES = {"tables": markdown_tables, "pretrained": markdown_table}
 
 
 def main() -> None:
-    text = README.read_text()
-    new = re.sub(r"(<!-- tables:start -->\n).*?(<!-- tables:end -->)",
-                 lambda m: m.group(1) + markdown_tables() + "\n" + m.group(2), text, flags=re.DOTALL)
+    text = new = README.read_text()
+    for marker, table in TABLES.items():
+        new = re.sub(rf"(<!-- {marker}:start -->\n).*?(<!-- {marker}:end -->)",
+                     lambda m, table=table: m.group(1) + table() + "\n" + m.group(2), new, flags=re.DOTALL)
     README.write_text(new)
     print("README tables are up to date" if new == text else "README tables regenerated")
 

@@ -4,7 +4,8 @@
 
 - `file://` and `http(s)://` URLs (and plain local paths) are supported.
 - Bytes go to `<dest>.part`; an interrupted download resumes from there with an HTTP Range
-  request (or a seek, for local files) when the server allows it.
+  request (or a seek, for local files) when the server allows it: at once when the connection
+  closes mid-file (up to RETRIES times), or on the next call after an error.
 - The finished file is checked against `sha256` before `os.replace` moves it to `dest`, so `dest`
   is either absent or complete and verified. A mismatch deletes the partial file and raises.
 - A lock file (`<dest>.lock`, the `filelock` library) serialises concurrent callers, e.g. DDP
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import http.client
 import os
 import shutil
 import urllib.error
@@ -34,6 +36,11 @@ from filelock import FileLock
 from zoo.errors import ZooError
 
 CHUNK = 1 << 20
+RETRIES = 2  # further attempts after a connection that closes mid-file, each resuming where it stopped
+
+
+class CutConnection(Exception):
+    """The server closed the connection before the whole file arrived."""
 
 
 def cache_dir() -> Path:
@@ -67,7 +74,14 @@ def download(url: str, dest: str | Path, sha256: str | None, progress: bool = Tr
                 return dest
             dest.unlink()  # corrupt or stale: fetch again
         part = dest.with_name(dest.name + ".part")
-        fetch(url, part, progress=progress, label=dest.name)
+        for attempt in range(1 + RETRIES):  # a cut connection resumes from the bytes that arrived
+            try:
+                fetch(url, part, progress=progress, label=dest.name)
+                break
+            except CutConnection as e:
+                if attempt == RETRIES:
+                    raise ZooError(f"Cannot download {url}: {e}; the partial file is kept, run again to resume") \
+                        from None
         digest = sha256_of(part)
         if expected is not None and digest != expected:
             part.unlink(missing_ok=True)
@@ -83,16 +97,21 @@ def fetch(url: str, part: Path, *, progress: bool, label: str) -> None:
     """Append the bytes of `url` that `part` does not hold yet (resuming), or rewrite it if it cannot resume."""
     part.parent.mkdir(parents=True, exist_ok=True)
     have = part.stat().st_size if part.is_file() else 0
+    total = None
     try:
         with open_source(url, have) as (src, total, resumed):
             mode = "ab" if resumed else "wb"
             start = have if resumed else 0
             with open(part, mode) as out, progress_bar(progress, total, start, label) as bar:
                 shutil.copyfileobj(_Counted(src, bar), out, CHUNK)
-    except (urllib.error.URLError, OSError) as e:
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
         if isinstance(e, urllib.error.HTTPError) and e.code == 416 and have:  # Range past the end: already complete
             return
-        raise ZooError(f"Cannot download {url}: {getattr(e, 'reason', None) or e}") from None
+        why = f"HTTP {e.code} {e.reason}" if isinstance(e, urllib.error.HTTPError) else getattr(e, "reason", None) or e
+        raise ZooError(f"Cannot download {url}: {why}") from None
+    got = part.stat().st_size
+    if total is not None and got < total:  # urllib ends a body that stops short without an error
+        raise CutConnection(f"the connection closed after {got:,} of {total:,} bytes")
 
 
 @contextlib.contextmanager
@@ -136,6 +155,9 @@ class _Counted:
         self.src, self.bar = src, bar
 
     def read(self, n: int = -1) -> bytes:
-        data = self.src.read(n)
+        try:
+            data = self.src.read(n)
+        except (OSError, http.client.HTTPException) as e:  # e.g. a reset connection mid-file
+            raise CutConnection(f"the transfer broke off ({e or type(e).__name__})") from None
         self.bar.update(len(data))
         return data

@@ -124,7 +124,8 @@ def judge_for(datamodule: Any, device: torch.device | str = "cpu") -> Judge | No
     path = cache_dir() / "judges" / f"{data_key(x, y)}.pt"
     if path.is_file():
         state = torch.load(path, map_location="cpu", weights_only=True)
-        judge = Judge(**state["config"])
+        with torch.random.fork_rng(devices=[]):  # its random init is overwritten: leave the global RNG as it was,
+            judge = Judge(**state["config"])     # as a judge trained afresh (in its own fork) does
         judge.load_state_dict(state["state_dict"])
         return judge.to(device).eval().requires_grad_(False)
     judge = train_judge(x, y, spec.num_classes, device)
