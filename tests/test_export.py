@@ -142,7 +142,7 @@ def api_case(name: str) -> tuple[Any, dict[str, torch.Tensor], torch.Tensor]:
 
 # One card per architecture and per kind of graph: image, table, LM with a dynamic sequence, LM with a
 # fixed one (recurrent), GAN with labels, VAE with the Gaussian likelihood's noise, conv VAE decoder.
-ONNX_CARDS = ["cnn-digits", "mlp-iris", "ft-transformer-wine", "vit-digits", "transformer-names", "rnn-names",
+ONNX_CARDS = ["cnn-digits", "mlp-iris", "ft-transformer-wine", "transformer-names", "rnn-names",
               "cgan-digits", "vae-wine", "vae-digits"]
 
 
