@@ -1,5 +1,6 @@
-"""Regenerate the README's model/data tables from the registry, and docs/baselines.md's tables of
-baselines per data kind and of their figures, fitting each on each embedded dataset (`make docs`)."""
+"""Regenerate the README's generated tables (run by `make docs`): models and data from the registry,
+pretrained entries from their cards; and docs/baselines.md's tables of baselines per data kind and of
+their figures, fitting each on each embedded dataset."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 from zoo.cli.evaluate import markdown_figures, markdown_kinds
 from zoo.cli.listing import markdown_tables
+from zoo.hub.cards import markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,6 +25,7 @@ def regenerate(path: Path, marker: str, body: str) -> None:
 
 def main() -> None:
     regenerate(ROOT / "README.md", "tables", markdown_tables())
+    regenerate(ROOT / "README.md", "pretrained", markdown_table())
     regenerate(ROOT / "docs" / "baselines.md", "kinds", markdown_kinds())
     regenerate(ROOT / "docs" / "baselines.md", "figures", markdown_figures())
 

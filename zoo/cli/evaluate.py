@@ -8,23 +8,13 @@ from zoo.errors import ZooError
 
 
 def cmd_test(args: argparse.Namespace) -> int:
-    import lightning as L
-
-    from zoo.evaluation.quality import SampleQuality
     from zoo.hub.pretrained import load_with_config
-    from zoo.training.config import datamodule_for
+    from zoo.training.evaluate import evaluate
 
     model, cfg = load_with_config(args.ckpt)
     if not cfg:
         raise ZooError(f"{args.ckpt} holds no training config, so its data is unknown")
-    datamodule = datamodule_for(cfg, args.overrides)
-    if datamodule.spec.to_dict() != model.spec.to_dict():
-        raise ZooError("The data's spec differs from the checkpoint's (different split or preprocessing?)")
-    callbacks = [SampleQuality()] if callable(getattr(model, "sample", None)) else []
-    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, accelerator=args.accelerator, devices=1, callbacks=callbacks)
-    results = trainer.test(model, datamodule=datamodule, verbose=False)[0]
-    print_metrics(results)
+    print_metrics(evaluate(model, cfg, args.overrides, accelerator=args.accelerator)[0])
     return 0
 
 

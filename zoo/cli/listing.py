@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import fnmatch
 import inspect
 from typing import Any
 
@@ -95,18 +94,21 @@ def listing(what: str = "all", pattern: str = "*") -> str:
             modality, task = kind_text(name)
             lines.append(f"  {name:<{width}}  {modality:<8} {task:<18} {summary(DATA.get(name))}")
     if what in ("pretrained", "all"):
-        from zoo.hub.pretrained import cards
+        from zoo.hub.cards import listing_line, matching
 
+        found = matching(pattern)
         lines.append("pretrained:")
-        for name, card in cards().items():
-            if fnmatch.fnmatchcase(name, pattern):
-                metrics = ", ".join(f"{k} {v}" for k, v in card["metrics"].items() if not k.endswith("loss"))
-                lines.append(f"  {name}  {card['model']} on {card['data']}: {metrics}")
+        width = max([len(c["name"]) for c in found] + [4])
+        lines += [f"  {listing_line(c, width)}" for c in found]
     return "\n".join(lines)
 
 
 def info(name: str) -> str:
-    """Return a description of a model or dataset: docstring, arguments, compatibility."""
+    """Return a description of a model, dataset or pretrained entry (its card)."""
+    from zoo.hub.cards import card_text, cards
+
+    if name in cards():
+        return card_text(cards()[name])
     if name in MODELS:
         cls = MODELS.get(name)
         pairs = ", ".join(f"{m} {t}" for m, t in sorted(cls.supports))
@@ -119,8 +121,9 @@ def info(name: str) -> str:
                  f"compatible models: {', '.join(compatible_models(name)) or 'none'}"]
         kind = "data"
     else:
-        names = MODELS.names() + DATA.names()
-        raise ConfigError(f"Unknown model or data '{name}'.{did_you_mean(name, names)} Available: {', '.join(names)}")
+        names = MODELS.names() + DATA.names() + list(cards())
+        raise ConfigError(f"Unknown model, data or pretrained name '{name}'.{did_you_mean(name, names)} "
+                          f"Available: {', '.join(names)}")
     lines = [f"{kind} '{name}': {summary(cls)}", "", *extra, "", "arguments:"]
     for arg, type_name, default in arguments(cls):
         lines.append(f"  {arg}: {type_name} (required)" if default is REQUIRED else f"  {arg}: {type_name} = {default!r}")

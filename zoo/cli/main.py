@@ -6,7 +6,7 @@
     zoo predict                zoo/cli/predict.py
     zoo sample                 zoo/cli/sample.py
     zoo list | info            zoo/cli/listing.py
-    zoo fetch | export         zoo/cli/hub.py
+    zoo fetch | verify | export   zoo/cli/hub.py
 
 Arguments are parsed before torch is imported (a command's module is imported only to run it),
 so `zoo --help` and usage errors answer at once. Every failure prints one line (zoo.errors.user_errors):
@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("pattern", nargs="?", default="*", help="wildcard, e.g. 'c*'")
     p.set_defaults(fn="zoo.cli.listing:cmd_list")
 
-    p = sub.add_parser("info", help="show a model's or dataset's arguments and compatibility")
+    p = sub.add_parser("info", help="show a model's or dataset's arguments and compatibility, or a pretrained card")
     p.add_argument("name")
     p.set_defaults(fn="zoo.cli.listing:cmd_info")
 
@@ -94,10 +94,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", metavar="data.key=value")
     p.set_defaults(fn="zoo.cli.prepare:cmd_prepare")
 
-    p = sub.add_parser("export", help="export a checkpoint to another format (hf: a transformers folder)")
+    p = sub.add_parser("verify", help="re-hash the cached pretrained weights; remove and name every bad file")
+    p.set_defaults(fn="zoo.cli.hub:cmd_verify")
+
+    p = sub.add_parser("export", help="export a checkpoint for deployment: onnx, torchscript or hf")
     p.add_argument("--ckpt", required=True, help="checkpoint file or pretrained name")
-    p.add_argument("--format", default="hf", help="hf: transformers model + tokenizer (token LMs)")
-    p.add_argument("out", help="output folder")
+    p.add_argument("--format", required=True, metavar="FORMAT",
+                   help="onnx (model.onnx) | torchscript (model.pt) | hf (a transformers folder, token LMs)")
+    p.add_argument("--force", action="store_true", help="replace OUT if it is a file or a folder that is not empty")
+    p.add_argument("out", help="output folder: the model file, README.md (the model card), tokenizer.json for text")
     p.set_defaults(fn="zoo.cli.hub:cmd_export")
 
     for p in sub.choices.values():

@@ -13,7 +13,8 @@ every entry verified by sha256 and made again (or explained) when it is corrupt.
   a hash of its URL when none is given, so two URLs never share a file.
 - `file://` and `http(s)://` URLs (and plain local paths) are supported. Bytes go to
   `<dest>.part`; an interrupted download resumes from there with an HTTP Range request (or a
-  seek, for local files) when the server allows it.
+  seek, for local files) when the server allows it: at once when the connection closes mid-file
+  (up to RETRIES times), or on the next call after an error.
 - The finished file is checked before `os.replace` moves it to `dest`, so `dest` is either absent
   or complete and verified. A mismatch deletes the partial file and raises.
 - A lock file (`<dest>.lock`, the `filelock` library) serialises concurrent callers, e.g. DDP
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import http.client
 import os
 import shutil
 import urllib.error
@@ -40,6 +42,11 @@ from filelock import FileLock
 from zoo.errors import ZooError
 
 CHUNK = 1 << 20
+RETRIES = 2  # further attempts after a connection that closes mid-file, each resuming where it stopped
+
+
+class CutConnection(Exception):
+    """The server closed the connection before the whole file arrived."""
 
 
 def cache_dir() -> Path:
@@ -130,7 +137,14 @@ def download(url: str, dest: str | Path, sha256: str | None, progress: bool = Tr
     """
 
     def make(part: Path) -> None:
-        fetch(url, part, progress=progress, label=Path(dest).name)
+        for attempt in range(1 + RETRIES):  # a cut connection resumes from the bytes that arrived
+            try:
+                fetch(url, part, progress=progress, label=Path(dest).name)
+                break
+            except CutConnection as e:
+                if attempt == RETRIES:
+                    raise ZooError(f"Cannot download {url}: {e}; the partial file is kept, run again to resume") \
+                        from None
         if sha256 is None:
             warnings.warn(f"{url} was not verified; its sha256 is {sha256_of(part)}", stacklevel=3)
 
@@ -141,16 +155,21 @@ def fetch(url: str, part: Path, *, progress: bool, label: str) -> None:
     """Append the bytes of `url` that `part` does not hold yet (resuming), or rewrite it if it cannot resume."""
     part.parent.mkdir(parents=True, exist_ok=True)
     have = part.stat().st_size if part.is_file() else 0
+    total = None
     try:
         with open_source(url, have) as (src, total, resumed):
             mode = "ab" if resumed else "wb"
             start = have if resumed else 0
             with open(part, mode) as out, progress_bar(progress, total, start, label) as bar:
                 shutil.copyfileobj(_Counted(src, bar), out, CHUNK)
-    except (urllib.error.URLError, OSError) as e:
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
         if isinstance(e, urllib.error.HTTPError) and e.code == 416 and have:  # Range past the end: already complete
             return
-        raise ZooError(f"Cannot download {url}: {getattr(e, 'reason', None) or e}") from None
+        why = f"HTTP {e.code} {e.reason}" if isinstance(e, urllib.error.HTTPError) else getattr(e, "reason", None) or e
+        raise ZooError(f"Cannot download {url}: {why}") from None
+    got = part.stat().st_size
+    if total is not None and got < total:  # urllib ends a body that stops short without an error
+        raise CutConnection(f"the connection closed after {got:,} of {total:,} bytes")
 
 
 @contextlib.contextmanager
@@ -195,6 +214,9 @@ class _Counted:
         self.src, self.bar = src, bar
 
     def read(self, n: int = -1) -> bytes:
-        data = self.src.read(n)
+        try:
+            data = self.src.read(n)
+        except (OSError, http.client.HTTPException) as e:  # e.g. a reset connection mid-file
+            raise CutConnection(f"the transfer broke off ({e or type(e).__name__})") from None
         self.bar.update(len(data))
         return data

@@ -139,7 +139,8 @@ def judge_for(datamodule: Any, device: torch.device | str = "cpu") -> Judge | No
         return made[0]
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-        judge = Judge(**state["config"])
+        with torch.random.fork_rng(devices=[]):  # its random init is overwritten: leave the global RNG as it was,
+            judge = Judge(**state["config"])     # as a judge trained afresh (in its own fork) does
         judge.load_state_dict(state["state_dict"])
     except Exception as e:  # noqa: BLE001 - verified bytes that still do not load: name the file
         raise ZooError(f"Cannot read the judge cached at {path} ({type(e).__name__}); delete it to train it again") from None
