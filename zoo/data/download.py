@@ -128,7 +128,7 @@ def cached(dest: str | Path, make: Callable[[Path], None] | None, *, what: str, 
     return dest
 
 
-def download(url: str, dest: str | Path, sha256: str | None, progress: bool = True) -> Path:
+def download(url: str, dest: str | Path, sha256: str | None, progress: bool | None = None) -> Path:
     """Return `dest` holding the verified contents of `url`, downloading it only if needed (see `cached`).
 
     With `sha256=None` the file cannot be checked against its source: its digest is shown in a
@@ -151,7 +151,7 @@ def download(url: str, dest: str | Path, sha256: str | None, progress: bool = Tr
     return cached(dest, make, what=f"The download of {url}", sha256=sha256)
 
 
-def fetch(url: str, part: Path, *, progress: bool, label: str) -> None:
+def fetch(url: str, part: Path, *, progress: bool | None, label: str) -> None:
     """Append the bytes of `url` that `part` does not hold yet (resuming), or rewrite it if it cannot resume."""
     part.parent.mkdir(parents=True, exist_ok=True)
     have = part.stat().st_size if part.is_file() else 0
@@ -198,12 +198,13 @@ def open_source(url: str, offset: int) -> Iterator[tuple[BinaryIO, int | None, b
 
 
 @contextlib.contextmanager
-def progress_bar(enabled: bool, total: int | None, start: int, label: str) -> Iterator[object]:
-    """Yield a tqdm bar in bytes (or a no-op stand-in when disabled)."""
+def progress_bar(enabled: bool | None, total: int | None, start: int, label: str) -> Iterator[object]:
+    """Yield a tqdm bar in bytes: always with `enabled=True`, never with False, and with None (the
+    default) only when stderr is a terminal, not a log file, a pipe or a test."""
     from tqdm.auto import tqdm
 
-    # disable=None: no bar when stderr is not a terminal (a log file, a pipe, a test)
-    with tqdm(total=total, initial=start, unit="B", unit_scale=True, desc=label, disable=None if enabled else True) as bar:
+    with tqdm(total=total, initial=start, unit="B", unit_scale=True, desc=label,
+              disable=None if enabled is None else not enabled) as bar:
         yield bar
 
 

@@ -45,7 +45,9 @@ def read_image(path: str | Path, size: tuple[int, int], channels: int) -> torch.
     try:
         with Image.open(path) as img:
             img = img.convert("L" if channels == 1 else "RGB")  # decodes the whole file: truncation shows here
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+    except Image.DecompressionBombError as e:  # a small file that would decode to gigabytes
+        raise ZooError(f"{path} is refused: {e}") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         raise ZooError(f"{path} is not a readable image file ({type(e).__name__}: {' '.join(str(e).split())})") from None
     return resize(pil_to_tensor(img), list(size), antialias=True)
 

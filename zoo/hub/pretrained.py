@@ -68,7 +68,7 @@ def hf_weights(uri: str) -> Path:
         raise ZooError(f"Cannot fetch {uri}: {str(e).splitlines()[0]}") from None
 
 
-def weights_path(name: str, progress: bool = True) -> Path:
+def weights_path(name: str, progress: bool | None = None) -> Path:
     """Return the local, sha256-verified weights file of a card, fetching it into the cache if needed."""
     w = card(name)["weights"]
     uri, sha = w["uri"], w["sha256"]
@@ -217,7 +217,7 @@ def load_weights(path: str | Path, pretrained: bool = True) -> Any:
     return model.eval()
 
 
-def load_pretrained(name: str, pretrained: bool = True, progress: bool = True) -> Any:
+def load_pretrained(name: str, pretrained: bool = True, progress: bool | None = None) -> Any:
     """Return the model of a card, in eval mode: its weights fetched and verified (or, not `pretrained`, fresh)."""
     model = load_weights(weights_path(name, progress=progress), pretrained=pretrained)
     if model.registry_name != card(name)["model"]:
