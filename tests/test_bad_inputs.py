@@ -749,7 +749,7 @@ def test_every_model_declares_a_monitor_it_logs():
 
     for m in MODELS.names():
         cls = MODELS.get(m)
-        for d, kind in ((d, kind) for d in DATA.names() for kind in data_kinds(d)):
+        for d, kind in [(name, kind) for name in DATA.names() for kind in data_kinds(name)]:
             if cls.supports_data(*kind):
                 declared = cls.epoch_metrics(*kind)
                 assert declared and all(mode in ("min", "max") for mode in declared.values()), (m, d)
