@@ -47,14 +47,6 @@ def test_build_passes_kwargs():
     assert model.body[0].out_features == 7
 
 
-@pytest.fixture
-def fresh_models(monkeypatch):
-    """The global model registry, reset so that plugins load again; restored afterwards."""
-    monkeypatch.setattr(MODELS, "_classes", dict(MODELS._classes))
-    monkeypatch.setattr(MODELS, "_loaded", False)
-    return MODELS
-
-
 def write_plugin(root, dist: str, entry: str, module: str, source: str) -> None:
     """Write an installed-distribution layout (dist-info + module) under `root`."""
     info = root / f"{dist}-1.0.dist-info"
