@@ -146,10 +146,14 @@ def fit(cfg: dict[str, Any], run_dir: Path | None = None) -> dict[str, Any]:
         trainer.fit(model, datamodule=datamodule, ckpt_path=str(resume_ckpt) if resume_ckpt else None)
         fit_seconds = time.perf_counter() - start
         val = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
-        best = trainer.checkpoint_callback.best_model_path or None  # None under fast_dev_run: test as trained
+        checkpoint = trainer.checkpoint_callback
+        best = checkpoint.best_model_path or None  # None under fast_dev_run: test as trained
+        score = checkpoint.best_model_score
+        monitor = {"metric": checkpoint.monitor, "mode": checkpoint.mode,
+                   "best": None if score is None else float(score)}  # what picked best.ckpt (zoo runs)
         tested = trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)
-        results = {"run_dir": str(run_dir), "best_ckpt": best, "val": val, "test": tested[0] if tested else {},
-                   "fit_seconds": round(fit_seconds, 3)}
+        results = {"run_dir": str(run_dir), "best_ckpt": best, "monitor": monitor, "val": val,
+                   "test": tested[0] if tested else {}, "fit_seconds": round(fit_seconds, 3)}
     finally:
         os.environ.pop("ZOO_RUN_DIR", None)
         finish_loggers(loggers, results)  # W&B summary, then the run URL or `wandb sync` command

@@ -6,6 +6,7 @@
     zoo sample                 zoo/cli/sample.py
     zoo list | info            zoo/cli/listing.py
     zoo fetch | export         zoo/cli/hub.py
+    zoo runs | plot            zoo/cli/runs.py
 
 Arguments are parsed before torch is imported (a command's module is imported only to run it),
 so `zoo --help` and usage errors answer at once. Errors caused by user input print one line and
@@ -89,6 +90,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="hf", help="hf: transformers model + tokenizer (token LMs)")
     p.add_argument("out", help="output folder")
     p.set_defaults(fn="zoo.cli.hub:cmd_export")
+
+    p = sub.add_parser("runs", help="a table of runs: model, data, best monitored metric, test metrics, time")
+    p.add_argument("dir", nargs="?", default="runs", help="a run dir or a folder of them (default: runs)")
+    p.add_argument("--json", action="store_true", help="print the runs as JSON instead of a table")
+    p.set_defaults(fn="zoo.cli.runs:cmd_runs")
+
+    p = sub.add_parser("plot", help="plot runs' learning curves from their metrics.csv, one line per run")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--out", "-o", default="curves.png", help="PNG file to write (default: curves.png)")
+    p.add_argument("--metric", "-m", action="append", metavar="NAME",
+                   help="a metric panel besides the loss, e.g. val/acc; repeat for more (default: the monitored "
+                        "metric and val/acc)")
+    p.set_defaults(fn="zoo.cli.runs:cmd_plot")
 
     for p in sub.choices.values():
         if not any(a.dest == "debug" for a in p._actions):
