@@ -7,6 +7,7 @@
     zoo list | info            zoo/cli/listing.py
     zoo fetch | export         zoo/cli/hub.py
     zoo runs | plot            zoo/cli/runs.py
+    zoo tune                   zoo/cli/tune.py
 
 Arguments are parsed before torch is imported (a command's module is imported only to run it),
 so `zoo --help` and usage errors answer at once. Errors caused by user input print one line and
@@ -91,6 +92,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", help="output folder")
     p.set_defaults(fn="zoo.cli.hub:cmd_export")
 
+    p = sub.add_parser("tune", help="Lightning's batch-size and learning-rate finders on a config")
+    p.add_argument("--config", "-c", action="append", default=[], metavar="YAML", help="config file; repeat to merge")
+    p.add_argument("--lr", action="store_true", help="run the learning-rate finder (default: both finders)")
+    p.add_argument("--batch-size", action="store_true", help="run the batch-size finder (default: both finders)")
+    p.add_argument("--write", metavar="OUT.yaml", help="save the config with the suggestions applied")
+    p.add_argument("--min-lr", type=float, default=1e-6, help="lowest learning rate tried (default 1e-6)")
+    p.add_argument("--max-lr", type=float, default=1.0, help="highest learning rate tried (default 1)")
+    p.add_argument("--lr-steps", type=int, default=100, help="training steps of the LR finder (default 100)")
+    p.add_argument("--max-batch-size", type=int, default=None, help="largest batch tried (default: the train split)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. model.channels=[8,16]")
+    p.set_defaults(fn="zoo.cli.tune:cmd_tune")
+
     p = sub.add_parser("runs", help="a table of runs: model, data, best monitored metric, test metrics, time")
     p.add_argument("dir", nargs="?", default="runs", help="a run dir or a folder of them (default: runs)")
     p.add_argument("--json", action="store_true", help="print the runs as JSON instead of a table")
@@ -113,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] in (["fit"], ["sweep"]):  # overrides may follow options there
+    if argv[:1] in (["fit"], ["sweep"], ["tune"]):  # overrides may follow options there
         from zoo.fit import parse_fit_args
 
         args = parse_fit_args(parser, argv)
