@@ -1,6 +1,6 @@
 """The `zoo` command line: the parser, and dispatch to one module per command group.
 
-    zoo fit | sweep            zoo/cli/train.py       (python -m zoo.fit, training/sweep.py)
+    zoo fit | sweep            zoo/cli/train.py       (python -m zoo.fit, training/sweep.py and trial.py)
     zoo test | baseline        zoo/cli/evaluate.py
     zoo predict                zoo/cli/predict.py
     zoo sample                 zoo/cli/sample.py
@@ -68,11 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.set_defaults(fn="zoo.cli.listing:cmd_info")
 
-    p = sub.add_parser("sweep", help="run a W&B-format sweep file's trials locally and rank them")
-    p.add_argument("file", help="sweep YAML (method grid|random, metric, parameters, command)")
+    p = sub.add_parser("sweep", help="run a W&B-format sweep file's trials locally with Optuna and rank them")
+    p.add_argument("file", nargs="?", help="sweep YAML (method grid|random|bayes, metric, parameters, early_terminate)")
+    p.add_argument("--resume", metavar="SWEEP_DIR", help="continue a killed sweep from its SWEEP_DIR/optuna.db")
     p.add_argument("--parallel", "-j", type=int, default=1, help="trials run at once (subprocesses)")
-    p.add_argument("--count", type=int, default=None, help="number of trials (random: default run_cap or 10)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random search")
+    p.add_argument("--count", type=int, default=None, help="number of trials (default: the grid, else run_cap or 10)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampler")
     p.add_argument("--dir", default="runs/sweeps", help="sweeps go to DIR/<sweep name>/<time>/")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="applied to every trial, e.g. trainer.max_epochs=5")
     p.set_defaults(fn="zoo.cli.train:cmd_sweep")
