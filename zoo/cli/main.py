@@ -8,6 +8,7 @@
     zoo fetch | export         zoo/cli/hub.py
     zoo runs | plot            zoo/cli/runs.py
     zoo tune                   zoo/cli/tune.py
+    zoo serve                  zoo/cli/serve/ (the Gradio page)
 
 Arguments are parsed before torch is imported (a command's module is imported only to run it),
 so `zoo --help` and usage errors answer at once. Errors caused by user input print one line and
@@ -92,6 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="hf", help="hf: transformers model + tokenizer (token LMs)")
     p.add_argument("out", help="output folder")
     p.set_defaults(fn="zoo.cli.hub:cmd_export")
+
+    p = sub.add_parser("serve", help="a local web page to play with models (Gradio): draw, generate, sample")
+    p.add_argument("models", nargs="*", metavar="CKPT_OR_NAME", help="checkpoints or pretrained names to open")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    p.set_defaults(fn="zoo.cli.serve.page:cmd_serve")
 
     p = sub.add_parser("tune", help="Lightning's batch-size and learning-rate finders on a config")
     p.add_argument("--config", "-c", action="append", default=[], metavar="YAML", help="config file; repeat to merge")
