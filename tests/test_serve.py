@@ -136,6 +136,28 @@ def test_generative_and_lm_actions(served):
         interpolation(vae, 0, 10**6, 0.5)
 
 
+def test_every_kind_gets_its_tab():
+    """Untrained models of the other kinds: a text classifier and a conditional GAN."""
+    from zoo.cli.serve.models import Loaded, classify_text
+    from zoo.registry import DATA, MODELS
+
+    def loaded(model: str, data: str, **kwargs) -> Loaded:
+        datamodule = DATA.build(data)
+        datamodule.prepare_data()
+        m = MODELS.build(model, spec=datamodule.spec.to_dict(), **kwargs).eval()
+        return Loaded(model, m, kind_of(m), {"data": {"name": data}}, None, {})
+
+    text = loaded("rnn", "names_gender", hidden=16, embed_dim=8)
+    probs = classify_text(text, "Mary")
+    assert text.kind == "text" and len(probs) == 2 and abs(sum(probs.values()) - 1) < 1e-4
+    gan = loaded("gan", "digits", conditional=True, channels=[8, 16])
+    assert gan.kind == "gan"
+    assert samples(gan, 8, 0, "3").shape == samples(gan, 8, 1, "any").shape
+    with pytest.raises(ZooError, match="Unknown class 'x'"):
+        samples(gan, 8, 0, "x")
+    assert kind_of(loaded("mlp", "diabetes").model) == "tabular"
+
+
 # -- the page in a real browser ----------------------------------------------------------------------
 
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",

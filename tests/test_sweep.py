@@ -45,16 +45,20 @@ def draws(sweep: dict, n: int, seed: int = 0) -> list[dict]:
     return out
 
 
-def test_repo_sweep_files_are_4_point_grids_of_valid_runs():
-    for name in ("iris_mlp", "digits_cnn"):
-        sweep = load_sweep(f"configs/sweeps/{name}.yaml")
-        assert sweep["method"] == "grid" and grid_size(sweep) == 4
-        assert sweep["base_args"] == ["--config", f"configs/experiment/{name}.yaml"]
-        points = draws(sweep, 4)
-        assert len({json.dumps(p, sort_keys=True) for p in points}) == 4  # the whole grid, each point once
-        for params in points:  # every trial is a valid run config
-            cfg, _ = resolve([sweep["base_args"][1]], [override(k, v) for k, v in params.items()])
-            assert cfg["optim"]["lr"] == params["optim.lr"]
+@pytest.mark.parametrize("path", sorted((ROOT / "configs" / "sweeps").glob("*.yaml")), ids=lambda p: p.stem)
+def test_repo_sweep_files_give_valid_runs(path):
+    sweep = load_sweep(path)
+    assert sweep["base_args"][0] == "--config" and Path(ROOT / sweep["base_args"][1]).is_file()
+    n = grid_size(sweep) if sweep["method"] == "grid" else 5
+    points = draws(sweep, n)
+    assert len({json.dumps(p, sort_keys=True) for p in points}) == n  # a grid: each point once
+    for params in points:  # every trial is a valid run config
+        cfg, _ = resolve([str(ROOT / sweep["base_args"][1])], [override(k, v) for k, v in params.items()])
+        assert cfg["optim"]["lr"] == params["optim.lr"]
+
+
+def test_the_grids_are_whole():
+    assert [grid_size(load_sweep(ROOT / "configs" / "sweeps" / f"{n}.yaml")) for n in ("iris_mlp", "digits_cnn")] == [4, 4]
 
 
 def test_random_and_bayes_draw_from_the_distributions(tmp_path):
