@@ -74,7 +74,8 @@ def build_page(shelf: Shelf) -> Any:
     from zoo.cli.index import load_index
 
     pretrained = sorted(load_index()["pretrained"])
-    with gr.Blocks(title="zoo serve", analytics_enabled=False) as page:
+    # delete_cache: the images handed to the browser are files in Gradio's cache; drop those older than a day
+    with gr.Blocks(title="zoo serve", analytics_enabled=False, delete_cache=(3600, 86400)) as page:
         gr.Markdown("## zoo: play with trained models")
         with gr.Row(equal_height=True):
             box = gr.Dropdown(choices=pretrained, value=None, allow_custom_value=True, scale=5, elem_id="open-box",
@@ -89,8 +90,7 @@ def build_page(shelf: Shelf) -> Any:
                     picker = gr.Dropdown(choices=names, value=names[0] if names else None, label="model",
                                          elem_id=f"{kind}-model")
                     show, shown = TABS[kind](shelf, picker, names[0] if names else None)
-                picker.change(show, picker, shown)
-                page.load(show, picker, shown)
+                picker.change(show, picker, shown)  # (each tab is built for its first model already)
                 tabs[kind], pickers[kind] = tab, picker
 
         def layout(current: dict[str, str | None], selected: str | None = None) -> list[Any]:
@@ -157,12 +157,13 @@ def image_tab(shelf: Shelf, picker: Any, first: str | None) -> Shown:
 
     card_md = gr.Markdown(card(shelf, first), elem_id="image-card")
     with gr.Row():
+        # a fixed size: the drawing board measures its box once, when it first appears
+        pad = gr.Sketchpad(label="draw (pick the brush)", type="numpy", image_mode="RGBA", canvas_size=(280, 280),
+                           width=420, height=420, elem_id="image-pad")
         with gr.Column():
-            pad = gr.Sketchpad(label="draw (pick the brush)", type="numpy", image_mode="RGBA", canvas_size=(280, 280),
-                               elem_id="image-pad")
+            probabilities = gr.Label(num_top_classes=10, label="class probabilities", elem_id="image-label")
             upload = gr.Image(label="or upload an image", type="numpy", sources=["upload", "clipboard"], height=200,
                               elem_id="image-upload")
-        probabilities = gr.Label(num_top_classes=10, label="class probabilities", elem_id="image-label")
 
     def classify(name: str | None, value: Any) -> Any:
         composite = value.get("composite") if isinstance(value, dict) else value
@@ -178,13 +179,15 @@ def image_tab(shelf: Shelf, picker: Any, first: str | None) -> Shown:
 def lm_tab(shelf: Shelf, picker: Any, first: str | None) -> Shown:
     import gradio as gr
 
+    m0 = shelf.get(first)
+    vocab, context = (m0.model.spec.vocab_size, m0.model.spec.input_shape[0]) if m0 else (100, 64)
     card_md = gr.Markdown(card(shelf, first), elem_id="lm-card")
     prompt = gr.Textbox(label="prompt (may be empty)", elem_id="lm-prompt")
     with gr.Row():
         temperature = gr.Slider(0, 2, value=0.8, step=0.05, label="temperature (0: greedy)")
-        top_k = gr.Slider(0, 100, value=0, step=1, label="top-k (0: every token)")
+        top_k = gr.Slider(0, vocab, value=0, step=1, label="top-k (0: every token)")
         n = gr.Slider(1, 20, value=8, step=1, label="samples")
-        max_new = gr.Slider(1, 64, value=32, step=1, label="max new tokens")
+        max_new = gr.Slider(1, context, value=min(64, context), step=1, label="max new tokens")
         seed = gr.Number(0, precision=0, label="seed")
     button = gr.Button("Generate", variant="primary", elem_id="lm-generate")
     out = gr.Textbox(lines=8, label="samples", elem_id="lm-output")
@@ -237,31 +240,36 @@ def tabular_tab(shelf: Shelf, picker: Any, first: str | None) -> Shown:
     return (lambda name: [card(shelf, name), rows(name), None, None]), [card_md, inputs, first_row, table]
 
 
-def generative_tab(shelf: Shelf, picker: Any, first: str | None, kind: str) -> tuple[list[Any], list[Any], Any]:
-    """Make the sample controls and outputs that the VAE and GAN tabs share; return (controls, outputs, show)."""
+def generative_tab(shelf: Shelf, picker: Any, first: str | None, kind: str) -> tuple[list[Any], Any]:
+    """Make the sample controls and outputs that the VAE and GAN tabs share; return (outputs, show)."""
     import gradio as gr
 
+    def start(m: Loaded | None) -> tuple[list[str], bool, Any, Any]:
+        """Return a model's class menu, whether it is conditional, and a first sample grid or table."""
+        if m is None:
+            return ["any"], False, None, None
+        classes = ["any", *map(str, m.model.spec.class_names or range(m.model.spec.num_classes or 0))]
+        return (classes, getattr(m.model, "conditional", False), *split_output(samples(m, 16, 0)))
+
+    classes, conditional, picture, table = start(shelf.get(first))  # something to look at right away
     card_md = gr.Markdown(card(shelf, first), elem_id=f"{kind}-card")
     with gr.Row():
         n, seed = gr.Slider(1, 64, value=16, step=1, label="samples"), gr.Number(0, precision=0, label="seed")
-        label = gr.Dropdown(["any"], value="any", label="class (conditional models)", visible=False)
+        label = gr.Dropdown(classes, value="any", label="class", visible=conditional)
     button = gr.Button("Sample", variant="primary", elem_id=f"{kind}-sample")
-    image = gr.Image(type="numpy", label="samples", interactive=False, elem_id=f"{kind}-samples")
-    rows = gr.Dataframe(label="samples", interactive=False, visible=False, elem_id=f"{kind}-sample-rows")
+    image = gr.Image(picture, type="numpy", label="samples", interactive=False, visible=table is None,
+                     elem_id=f"{kind}-samples")
+    rows = gr.Dataframe(table, label="samples", interactive=False, visible=table is not None,
+                        elem_id=f"{kind}-sample-rows")
     button.click(lambda name, *a: split_output(action(samples, shelf, name, *a)), [picker, n, seed, label],
                  [image, rows])
 
     def show(name: str | None) -> list[Any]:
-        m = shelf.get(name)
-        if m is None:
-            return [card(shelf, name), gr.skip(), None, None]
-        conditional = getattr(m.model, "conditional", False)
-        classes = ["any", *map(str, m.model.spec.class_names or range(m.model.spec.num_classes or 0))]
-        picture, table = split_output(samples(m, 16, 0))  # something to look at right away
-        return [card_markdown(m), gr.Dropdown(choices=classes, value="any", visible=conditional),
-                gr.Image(picture, visible=picture is not None), gr.Dataframe(table, visible=table is not None)]
+        classes, conditional, picture, table = start(shelf.get(name))
+        return [card(shelf, name), gr.Dropdown(choices=classes, value="any", visible=conditional),
+                gr.Image(picture, visible=table is None), gr.Dataframe(table, visible=table is not None)]
 
-    return [n, seed, label], [card_md, label, image, rows], show
+    return [card_md, label, image, rows], show
 
 
 def split_output(value: Any) -> tuple[Any, Any]:
@@ -272,16 +280,20 @@ def split_output(value: Any) -> tuple[Any, Any]:
 def vae_tab(shelf: Shelf, picker: Any, first: str | None) -> Shown:
     import gradio as gr
 
-    _, shown, show_samples = generative_tab(shelf, picker, first, "vae")
+    shown, show_samples = generative_tab(shelf, picker, first, "vae")
+    m0 = shelf.get(first)
+    images = m0 is None or m0.model.spec.modality == "image"
     gr.Markdown("**Reconstructions** of test items (each original, then its reconstruction)")
     with gr.Row():
         count, start = gr.Slider(1, 32, value=16, step=1, label="items"), gr.Number(0, precision=0, label="from")
     button = gr.Button("Reconstruct", elem_id="vae-reconstruct")
-    image = gr.Image(type="numpy", label="reconstructions", interactive=False, elem_id="vae-reconstructions")
-    rows = gr.Dataframe(label="reconstructions", interactive=False, visible=False, elem_id="vae-reconstruction-rows")
+    image = gr.Image(type="numpy", label="reconstructions", interactive=False, visible=images,
+                     elem_id="vae-reconstructions")
+    rows = gr.Dataframe(label="reconstructions", interactive=False, visible=not images,
+                        elem_id="vae-reconstruction-rows")
     button.click(lambda name, k, s: split_output(action(reconstructions, shelf, name, k, s)), [picker, count, start],
                  [image, rows])
-    with gr.Group() as interpolate_group:
+    with gr.Group(visible=images) as interpolate_group:
         gr.Markdown("**Latent interpolation** between two test images")
         with gr.Row():
             a, b = gr.Number(0, precision=0, label="from test image"), gr.Number(1, precision=0, label="to")
@@ -302,7 +314,7 @@ def vae_tab(shelf: Shelf, picker: Any, first: str | None) -> Shown:
 
 
 def gan_tab(shelf: Shelf, picker: Any, first: str | None) -> Shown:
-    _, shown, show = generative_tab(shelf, picker, first, "gan")
+    shown, show = generative_tab(shelf, picker, first, "gan")
     return show, shown
 
 
