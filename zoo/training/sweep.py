@@ -354,7 +354,14 @@ def print_table(rows: list[dict[str, Any]], metric: str, sweep_dir: Path) -> Non
     cols = [k for k in rows[0] if k not in ("run_dir",)]
     for col in cols:
         table.add_column(metric if col == "metric" else col, justify="right" if col in ("rank", "metric") else "left")
+    def cell(col: str, value: Any) -> str:
+        if value is None:
+            return ""
+        if col == "metric":
+            return f"{value:.4f}"
+        return f"{value:.4g}" if isinstance(value, float) and col != "seconds" else str(value)  # results.csv: all digits
+
     for r in rows:
-        table.add_row(*("" if r[c] is None else f"{r[c]:.4f}" if c == "metric" else str(r[c]) for c in cols))
+        table.add_row(*(cell(c, r[c]) for c in cols))
     console.print(table)
     console.print(f"results: {sweep_dir / 'results.csv'}")
