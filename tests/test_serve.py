@@ -35,6 +35,7 @@ from zoo.errors import ZooError
 # What the page test serves: a pretrained name, or None for a checkpoint this module trains in seconds.
 # Once zoo ships weights for a names LM and a digits VAE, name them here (e.g. "lm": "transformer-names").
 SERVED = {"image": "cnn-digits", "lm": None, "vae": None}
+FIXTURE_CKPT = ROOT / "tests" / "fixtures" / "pre_move" / "iris_mlp_run" / "checkpoints" / "last.ckpt"
 QUICK = {"lm": ("names_rnn", ["model.hidden=32", "model.embed_dim=32", "trainer.max_epochs=1", "data.batch_size=256"]),
          "vae": ("digits_vae", ["model.channels=[8,16]", "trainer.max_epochs=2",
                                 "trainer.limit_test_batches=0"])}  # no test pass: no judge to train for FID
@@ -94,18 +95,13 @@ def test_drawn_digits_are_classified():
 
 
 def test_open_errors_are_one_line(tmp_path):
-    good = Path(SERVED_CKPT_SOURCE())
     bad = tmp_path / "bad.ckpt"
-    bad.write_bytes(good.read_bytes()[:1000])
+    bad.write_bytes(FIXTURE_CKPT.read_bytes()[:1000])
     for name, message in (("/nonexistent/model.ckpt", "not found"), (str(bad), "corrupt"),
                           ("cnn-digitz", "Did you mean 'cnn-digits'"), ("", "Give a checkpoint")):
         with pytest.raises(ZooError, match=message) as e:
             open_model(name)
         assert len(str(e.value).splitlines()) == 1
-
-
-def SERVED_CKPT_SOURCE() -> str:  # noqa: N802 - a checkpoint file shipped with the tests
-    return str(ROOT / "tests" / "fixtures" / "pre_move" / "iris_mlp_run" / "checkpoints" / "last.ckpt")
 
 
 def test_tabular_rows():
