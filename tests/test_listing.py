@@ -8,7 +8,7 @@ import sys
 import textwrap
 
 from tests.conftest import ROOT
-from tests.test_registry import write_plugin
+from tests.test_registry import linear_plugin, write_plugin
 from zoo.cli.index import INDEX_FILE, build_index, index_text, load_index
 from zoo.cli.main import main
 
@@ -45,7 +45,7 @@ def test_listing_imports_neither_torch_nor_lightning():
 
 def test_installed_plugin_is_listed(tmp_path, monkeypatch, fresh_models, capsys):
     """With a `zoo.models` entry point installed, listing describes the plugin's model too."""
-    write_plugin(tmp_path, "zoo_listed_demo", "tiny", "zoo_listed_demo_mod", PLUGIN)
+    write_plugin(tmp_path, "zoo_listed_demo", "tiny", "zoo_listed_demo_mod", linear_plugin("tiny_listed"))
     monkeypatch.syspath_prepend(str(tmp_path))
     load_index.cache_clear()
     try:
@@ -57,22 +57,3 @@ def test_installed_plugin_is_listed(tmp_path, monkeypatch, fresh_models, capsys)
     assert "tiny_listed" in out and "third-party package" in out and "cnn" in out
     assert "bias: bool = True" in out and "compatible data: breast_cancer, iris, wine" in out
 
-
-PLUGIN = '''
-from torch import nn
-from zoo.registry import MODELS
-from zoo.models.base import TaskModel
-
-@MODELS.register("tiny_listed")
-class TinyListed(TaskModel):
-    """A single linear layer, shipped by a third-party package."""
-    supports = frozenset({("tabular", "classification")})
-
-    def __init__(self, spec, *, bias: bool = True, optim=None):
-        super().__init__(spec, optim)
-        self.save_hyperparameters()
-        self.fc = nn.Linear(self.spec.input_shape[0], self.spec.output_dim, bias=bias)
-
-    def forward(self, x):
-        return self.fc(self.standardize(x))
-'''
