@@ -20,8 +20,8 @@ QUIET = ["trainer.enable_progress_bar=false", "trainer.accelerator=cpu"]
 
 def test_tune_finds_batch_size_and_lr_and_writes_a_config_that_trains(tmp_path, capsys):
     out = tmp_path / "iris_tuned.yaml"
-    code = main(["tune", "--config", str(EXP / "iris_mlp.yaml"), "--write", str(out), "--lr-steps", "40",
-                 "--min-lr", "1e-5", "--max-lr", "1", f"run.dir={tmp_path / 'runs'}", *QUIET])
+    code = main(["tune", "--config", str(EXP / "iris_mlp.yaml"), "--lr", "--batch-size", "--write", str(out),
+                 "--lr-steps", "40", "--min-lr", "1e-5", "--max-lr", "1", f"run.dir={tmp_path / 'runs'}", *QUIET])
     printed = capsys.readouterr().out
     assert code == 0, printed
     (run_dir,) = (tmp_path / "runs" / "iris_mlp").iterdir()
@@ -40,6 +40,13 @@ def test_tune_finds_batch_size_and_lr_and_writes_a_config_that_trains(tmp_path, 
     assert cfg["model"] == resolve([str(EXP / "iris_mlp.yaml")], [])[0]["model"]  # only the tuned keys changed
     results = fit(cfg)
     assert Path(results["best_ckpt"]).is_file() and results["test"]["test/acc"] > 0
+
+
+def test_tune_on_a_cpu_keeps_the_batch_size_unless_asked(tmp_path, capsys):
+    assert main(["tune", "--config", str(EXP / "iris_mlp.yaml"), "--lr-steps", "20", f"run.dir={tmp_path}", *QUIET]) == 0
+    assert "batch size: kept 16" in capsys.readouterr().out
+    (run_dir,) = (tmp_path / "iris_mlp").iterdir()
+    assert set(json.loads((run_dir / "tune.json").read_text())) == {"lr"}
 
 
 def test_tune_refuses_manual_optimization_in_one_line(tmp_path, capsys):

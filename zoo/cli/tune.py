@@ -5,7 +5,9 @@
 
 The batch-size finder runs first (the learning rate depends on the batch size): it doubles the
 batch from 2, a few steps each, until a step runs out of memory or the batch reaches the train
-split's size (or --max-batch-size). The learning-rate finder then trains `--lr-steps` steps
+split's size (or --max-batch-size). With neither --lr nor --batch-size, both run on an
+accelerator and only the LR finder on a CPU, where memory does not run out and the finder would
+only ever answer "the whole train split", a batch that leaves one step per epoch. The learning-rate finder then trains `--lr-steps` steps
 while the rate grows exponentially from --min-lr to --max-lr, and suggests the rate where the
 smoothed loss falls fastest. Both restore the model's initial weights when done, and neither
 touches the config's checkpoints or loggers: the run dir gets config.yaml, lr_find.png (the loss
@@ -32,7 +34,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if not args.config:
         raise ConfigError("zoo tune needs --config FILE (see configs/experiment/)")
     cfg, _ = resolve(args.config, args.overrides)
-    find_lr, find_batch = (args.lr, args.batch_size) if args.lr or args.batch_size else (True, True)
+    # no flag: the LR finder, and the batch-size finder where memory can run out (an accelerator)
+    find_lr, find_batch = (args.lr, args.batch_size) if args.lr or args.batch_size else (True, None)
     run_dir = new_run_dir(cfg)
     found = tune(cfg, run_dir, lr=find_lr, batch_size=find_batch, min_lr=args.min_lr, max_lr=args.max_lr,
                  lr_steps=args.lr_steps, max_batch_size=args.max_batch_size)
@@ -54,9 +57,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
-def tune(cfg: dict[str, Any], run_dir: Path, *, lr: bool = True, batch_size: bool = True, min_lr: float = 1e-6,
+def tune(cfg: dict[str, Any], run_dir: Path, *, lr: bool = True, batch_size: bool | None = True, min_lr: float = 1e-6,
          max_lr: float = 1.0, lr_steps: int = 100, max_batch_size: int | None = None) -> dict[str, Any]:
     """Run the batch-size and/or learning-rate finders for `cfg` on one device; return what they found.
+
+    `batch_size=None` runs the batch-size finder only on an accelerator.
 
     Writes run_dir/config.yaml, run_dir/tune.json and, for the LR finder, run_dir/lr_find.png.
     """
@@ -77,6 +82,11 @@ def tune(cfg: dict[str, Any], run_dir: Path, *, lr: bool = True, batch_size: boo
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
     found: dict[str, Any] = {}
+    if batch_size is None:  # on a CPU memory does not run out, and the finder would pick the whole train split
+        batch_size = tuning_trainer(cfg, run_dir).strategy.root_device.type != "cpu"
+        if not batch_size:
+            print(f"batch size: kept {datamodule.batch_size} (the batch-size finder looks for the largest batch that "
+                  "fits in an accelerator's memory; on a CPU pass --batch-size to run it anyway)")
     if batch_size:
         found["batch_size"] = find_batch_size(cfg, model, datamodule, run_dir, max_batch_size)
     if lr:
