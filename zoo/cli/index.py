@@ -10,7 +10,7 @@ reads one JSON file instead:
     data:       name -> summary, docstring, modality, task, arguments, compatible models
     pretrained: name -> the card, as zoo/hub/weights/<name>.yaml holds it
 
-tests/test_docs.py fails when the file differs from what the registry says now. Models and data
+tests/test_listing.py fails when the file differs from what the registry says now. Models and data
 that installed plugins bring (the `zoo.models` / `zoo.data` entry points) are not in the file:
 when such entry points exist, `load_index` builds the whole index from the live registry, which
 costs the imports the file saves.
