@@ -47,5 +47,15 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: int = 600, env: dict |
 
 
 @pytest.fixture
+def fresh_models(monkeypatch):
+    """The global model registry, reset so that plugins load again; restored afterwards."""
+    from zoo.registry import MODELS
+
+    monkeypatch.setattr(MODELS, "_classes", dict(MODELS._classes))
+    monkeypatch.setattr(MODELS, "_loaded", False)
+    return MODELS
+
+
+@pytest.fixture
 def cli():
     return run_cli

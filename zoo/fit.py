@@ -171,11 +171,16 @@ def fit(cfg: dict[str, Any], run_dir: Path | None = None) -> dict[str, Any]:
         trainer.fit(model, datamodule=datamodule, ckpt_path=resume_ckpt, weights_only=True)
         fit_seconds = time.perf_counter() - start
         val = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
-        best = trainer.checkpoint_callback.best_model_path or None  # None under fast_dev_run: test as trained
+        checkpoint = trainer.checkpoint_callback
+        best = checkpoint.best_model_path or None  # None under fast_dev_run: test as trained
+        score = checkpoint.best_model_score
+        monitor = {"metric": checkpoint.monitor, "mode": checkpoint.mode,
+                   "best": None if score is None else float(score)}  # what picked best.ckpt (zoo runs)
         tested = trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False, weights_only=True)
         final = next(c for c in callbacks if isinstance(c, FinalValidation))
-        results = {"run_dir": str(run_dir), "best_ckpt": best, "val": val, "test": tested[0] if tested else {},
-                   "val_step": final.step, "best_step": saved_step(best), "fit_seconds": round(fit_seconds, 3)}
+        results = {"run_dir": str(run_dir), "best_ckpt": best, "monitor": monitor, "val": val,
+                   "test": tested[0] if tested else {}, "val_step": final.step, "best_step": saved_step(best),
+                   "fit_seconds": round(fit_seconds, 3)}
         if cfg["run"]["baseline"] and trainer.is_global_zero:  # {name: {"val/acc": ..., "test/acc": ...}}
             results["baselines"] = fit_baselines(datamodule)
     finally:
