@@ -58,7 +58,7 @@ def world(tmp_path_factory):
         iris = fit([*IRIS, "trainer.max_epochs=2", f"run.dir={root / 'runs'}"])
         lm = fit(["--config", str(EXP / "names_transformer.yaml"), "model.d_model=16", "model.n_layer=1",
                   "model.n_head=2", *quick])
-        from zoo.data.text import TextCSV
+        from zoo.data.text_csv import TextCSV
 
         reviews = TextCSV.example(root / "reviews")["path"]
         textcls = fit([*IRIS, "data.name=text_csv", f"data.path={reviews}", *quick])
@@ -492,7 +492,8 @@ SWEEP = [
          ("none.yaml",)),
     Case("yaml-broken", "zoo", lambda w: sweep_file(w, "method: [grid\n")),
     Case("not-a-mapping", "zoo", lambda w: sweep_file(w, "- grid\n")),
-    Case("method-bayes", "zoo", lambda w: sweep_file(w, GOOD_SWEEP.replace("grid", "bayes")), ("bayes",)),
+    Case("distribution-normal", "zoo", lambda w: sweep_file(w, GOOD_SWEEP.replace("grid", "random").replace(
+        "{values: [0.01]}", "{distribution: normal, mu: 0.01, sigma: 0.001}")), ("normal",)),
     Case("method-unknown", "zoo", lambda w: sweep_file(w, GOOD_SWEEP.replace("grid", "grids"))),
     Case("key-unknown", "zoo", lambda w: sweep_file(w, GOOD_SWEEP + "paramters: {}\n")),
     Case("metric-missing", "zoo", lambda w: sweep_file(w, GOOD_SWEEP.replace("metric: {name: val/acc, goal: maximize}\n",
@@ -757,7 +758,7 @@ def test_every_model_declares_a_monitor_it_logs():
 
 
 def test_csv_reader_keeps_quoted_newlines(tmp_path):
-    from zoo.data.text import read_rows
+    from zoo.data.text_csv import read_rows
 
     path = tmp_path / "r.csv"
     with open(path, "w", newline="") as f:

@@ -14,7 +14,7 @@ from zoo.registry import DATA, data_kind
 
 
 def reviews(n_per_class: int = 60) -> list[tuple[str, str]]:
-    from zoo.data.text import example_reviews
+    from zoo.data.text_csv import example_reviews
 
     rows = example_reviews()
     return [r for r in rows if r[1] == "positive"][:n_per_class] + [r for r in rows if r[1] == "negative"][:n_per_class]

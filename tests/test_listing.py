@@ -55,5 +55,5 @@ def test_installed_plugin_is_listed(tmp_path, monkeypatch, fresh_models, capsys)
         sys.modules.pop("zoo_listed_demo_mod", None)
     out = capsys.readouterr().out
     assert "tiny_listed" in out and "third-party package" in out and "cnn" in out
-    assert "bias: bool = True" in out and "compatible data: breast_cancer, iris, wine" in out
+    assert "bias: bool = True" in out and "compatible data: breast_cancer, csv, iris, streaming, wine" in out
 

@@ -63,7 +63,7 @@ def test_pair(model, data, kind, examples, tmp_path):
     cfg["run"]["name"] = f"{data}_{model}"
     results = fit(cfg)
     assert results["test"], "the test split produced no metrics"
-    declared = {k for k in MODELS.get(model).epoch_metrics(*data_kind(data)) if k.startswith("val/")}
+    declared = {k for k in MODELS.get(model).epoch_metrics(*kind) if k.startswith("val/")}
     assert declared <= set(results["val"]), f"declared but not logged: {declared - set(results['val'])}"
     assert all(torch.isfinite(torch.tensor(v)) for v in results["test"].values()), results["test"]
 

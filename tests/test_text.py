@@ -9,7 +9,8 @@ import torch
 
 from tests.conftest import FAST_TRAINER
 from zoo.data.names import Names, NamesGender, names_by_gender, read_census
-from zoo.data.text import TextCSV, TextFile, example_reviews
+from zoo.data.text import TextFile
+from zoo.data.text_csv import TextCSV, example_reviews
 from zoo.data.tokenizer import build_tokenizer, decode, encode, encode_padded, load_tokenizer, special_id
 from zoo.errors import ConfigError, ZooError
 from zoo.fit import fit

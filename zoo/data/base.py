@@ -310,3 +310,17 @@ class ArrayDataModule(ZooDataModule):
         spec = spec_from_arrays(x, y, idx["train"], self.modality, self.task, **fields)
         splits = {name: (torch.from_numpy(x[i]), torch.from_numpy(y[i])) for name, i in idx.items()}
         return splits, spec
+
+
+def label_order(values: list[str]) -> list[str]:
+    """Return the class names: integers in numeric order, anything else sorted as text."""
+    unique = set(values)
+    if all(v.lstrip("-").isdigit() for v in unique):
+        return sorted(unique, key=int)
+    return sorted(unique)
+
+
+def can_stratify(labels: np.ndarray, val_fraction: float, test_fraction: float) -> bool:
+    """Return True when every class can be in every split (sklearn's own requirement for stratifying)."""
+    smallest_split = len(labels) * min(val_fraction, test_fraction)
+    return bool(np.bincount(labels).min() >= 3 and smallest_split >= labels.max() + 1)

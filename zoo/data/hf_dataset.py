@@ -24,9 +24,10 @@ import numpy as np
 import torch
 
 from zoo.bounds import OpenFraction, PositiveInt, Range
-from zoo.data.base import Split, ZooDataModule, spec_from_arrays
-from zoo.data.text import UNITS, can_stratify, classification_splits, label_order, line_splits, stream_splits
-from zoo.errors import ConfigError, ZooError, choose, did_you_mean
+from zoo.data.base import Split, ZooDataModule, can_stratify, label_order, spec_from_arrays
+from zoo.data.text import UNITS, line_splits, stream_splits
+from zoo.data.text_csv import classification_splits
+from zoo.errors import ConfigError, ZooError, choose, did_you_mean, first_line
 from zoo.registry import DATA
 from zoo.spec import DataSpec
 
@@ -57,10 +58,6 @@ def is_offline() -> bool:
     import os
 
     return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
-
-
-def first_line(e: BaseException) -> str:
-    return next((line.strip() for line in str(e).splitlines() if line.strip()), type(e).__name__)
 
 
 def carve(rows: np.ndarray, fraction: float, seed: int, labels: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -243,7 +240,7 @@ class HFDataset(ZooDataModule):
         import datasets
 
         from zoo.data.names import names_by_gender
-        from zoo.data.text import example_reviews
+        from zoo.data.text_csv import example_reviews
 
         root.mkdir(parents=True, exist_ok=True)
         modality, task = kind or ("tokens", "classification")

@@ -31,8 +31,7 @@ import numpy as np
 import torch
 
 from zoo.bounds import OpenFraction, PositiveInt
-from zoo.data.base import Split, ZooDataModule, spec_from_arrays, split_indices
-from zoo.data.text import can_stratify, label_order
+from zoo.data.base import Split, ZooDataModule, can_stratify, label_order, spec_from_arrays, split_indices
 from zoo.errors import ConfigError, ZooError, choose, did_you_mean
 from zoo.registry import DATA
 from zoo.spec import OTHER, DataSpec, category_key, encode_table, numeric_value, table_features
