@@ -253,7 +253,7 @@ def check_monitors(cfg: dict[str, Any]) -> None:
     this data (`ZooModel.epoch_metrics`), before any data loads: a wrong name would otherwise fail
     only after a whole epoch, and a mode that fights its metric would keep the worst checkpoint."""
     model, data = cfg["model"]["name"], cfg["data"]["name"]
-    logged = MODELS.get(model).epoch_metrics(*data_kind(data))
+    logged = MODELS.get(model).epoch_metrics(*data_kind(data, cfg["data"]))
     for section in ("checkpoint", "early_stopping"):
         c = cfg["callbacks"][section]
         where = f"callbacks.{section}"

@@ -32,6 +32,7 @@ import torch
 
 from zoo.errors import ConfigError
 from zoo.models.optim import RETUNABLE, retune
+from zoo.spec import DataSpec
 from zoo.training.loggers import log_cursor
 
 # -- RNG ----------------------------------------------------------------------------------------
@@ -125,7 +126,8 @@ def check_resume(ckpt: dict[str, Any], cfg: dict[str, Any], model: Any) -> dict[
         if hp.get(key) != model.hparams.get(key):
             raise ConfigError(f"Cannot resume with model.{key}={model.hparams.get(key)!r}: the checkpoint's model has "
                               f"model.{key}={hp.get(key)!r}, and its weights fit that architecture only; {new_run}")
-    if hp.get("spec") != model.spec.to_dict():
+    # Compared as DataSpecs: a checkpoint written before a field existed has its default (e.g. table=None).
+    if DataSpec.from_dict(hp["spec"]).to_dict() != model.spec.to_dict():
         stored = ckpt["zoo"].get("config", {}).get("data", {})
         changed = [f"data.{k}" for k in sorted(set(stored) | set(cfg["data"])) if stored.get(k) != cfg["data"].get(k)]
         raise ConfigError(f"Cannot resume: the data differs from the checkpoint's (changed: "
