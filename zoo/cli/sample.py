@@ -44,6 +44,8 @@ def sample(model: Any, n: int, out: str | None = None, *, prompt: str = "", temp
            seed: int = 0, steps: int | None = None, guidance: float | None = None) -> Any:
     """Generate `n` samples: text (or MIDI files) from a language model, images or table rows from a
     generative model; `steps` and `guidance` set a diffusion model's sampling steps and guidance scale."""
+    if n < 1:
+        raise ZooError(f"-n must be at least 1, got {n}")
     torch.manual_seed(seed)
     if hasattr(model, "generate"):
         return sample_text(model, n, out, prompt=prompt, temperature=temperature, top_k=top_k,
