@@ -77,12 +77,13 @@ def test_schedules_predictions_and_samplers(schedule, prediction, sampler):
 
 def test_velocity_target_and_min_snr_weights():
     """v-prediction regresses on diffusers' velocity; min-SNR weights are min(SNR, gamma) / SNR for eps."""
-    model = Diffusion(table_spec(), mlp_width=16, mlp_blocks=1, timesteps=100, snr_gamma=5.0)
+    model = Diffusion(table_spec(), mlp_width=16, mlp_blocks=1, timesteps=100, snr_gamma=5.0, prediction="epsilon")
     t = torch.tensor([1, 50, 99])
     a = model.scheduler.alphas_cumprod[t]
     snr = a / (1 - a)
     torch.testing.assert_close(model.snr_weight(t), snr.clamp(max=5) / snr)
-    v = Diffusion(table_spec(), mlp_width=16, mlp_blocks=1, timesteps=100, prediction="v")
+    v = Diffusion(table_spec(), mlp_width=16, mlp_blocks=1, timesteps=100, snr_gamma=5.0, prediction="v")
+    torch.testing.assert_close(v.snr_weight(t), snr.clamp(max=5) / (snr + 1))  # v's loss weights, Hang et al. eq. 9
     x0, eps = torch.randn(3, 5), torch.randn(3, 5)
     expected = a.sqrt()[:, None] * eps - (1 - a).sqrt()[:, None] * x0
     torch.testing.assert_close(v.scheduler.get_velocity(x0, eps, t), expected)

@@ -3,10 +3,8 @@ a transformer that beats a unigram model on the test chorales and writes MIDI th
 
 from __future__ import annotations
 
-import json
-import math
-from collections import Counter
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
 import torch
@@ -82,13 +80,23 @@ def test_chorales_bad_settings():
 
 
 def test_damaged_cache_is_rebuilt(tmp_path, monkeypatch):
+    """One cache entry per score, sha256-checked: a damaged one is parsed again, the others are read."""
     monkeypatch.setenv("ZOO_HOME", str(tmp_path))
-    Chorales(pieces=3, block_size=8).prepare_data()
-    (cache,) = (tmp_path / "data" / "chorales").glob("*.json")
-    cache.write_text('{"pieces": {"bwv1.6.mxl": ')  # truncated by a crash of some other writer
-    dm = Chorales(pieces=3, block_size=8)
-    dm.prepare_data()
-    assert set(json.loads(cache.read_text())["pieces"]) == {p.name for p in music.corpus_paths()[:3]}
+    first = Chorales(pieces=3, block_size=8)
+    first.prepare_data()
+    entries = sorted((tmp_path / "data" / "chorales").glob("*/*.json"))
+    assert [p.stem for p in entries] == sorted(p.stem for p in music.corpus_paths()[:3])
+    good = entries[0].read_text()
+    entries[0].write_text(good[: len(good) // 2])  # truncated by a crash of some other writer
+    parsed = []
+    real = music.parse_chorale.__wrapped__
+    monkeypatch.setattr(music, "parse_chorale", lambda path, t: parsed.append(path) or real(path, t))
+    with pytest.warns(UserWarning, match="was corrupt"):
+        again = Chorales(pieces=3, block_size=8)
+        again.prepare_data()
+    assert [Path(p).stem for p in parsed] == [entries[0].stem]
+    assert entries[0].read_text() == good
+    assert torch.equal(again.split("train")[0], first.split("train")[0])
 
 
 def test_midi_out_needs_a_music_model(tmp_path):
@@ -106,30 +114,23 @@ def test_midi_out_needs_a_music_model(tmp_path):
 # -- the quality bar (slow) ---------------------------------------------------------------------
 
 
-def unigram_nll(train_y: torch.Tensor, test_y: torch.Tensor, vocab: int, pad: int) -> float:
-    """Return the test NLL (nats per token) of add-one smoothed unigram frequencies of the train targets."""
-    counts = Counter(train_y[train_y != pad].tolist())
-    total = sum(counts.values()) + vocab
-    targets = test_y[test_y != pad].tolist()
-    return sum(-math.log((counts[t] + 1) / total) for t in targets) / len(targets)
-
-
 @pytest.mark.slow
 def test_chorales_transformer_beats_unigram_and_writes_midi(tmp_path, cli):
     from zoo.fit import fit
     from zoo.training.config import load_config, validate
 
     cfg = validate(load_config([ROOT / "configs" / "experiment" / "chorales_transformer.yaml"],
-                               [f"run.dir={tmp_path / 'runs'}", "logger=null",
+                               [f"run.dir={tmp_path / 'runs'}", "logger=null", "run.baseline=true",
                                 *[f"trainer.{k}={str(v).lower()}" for k, v in FAST_TRAINER.items()]]))
     cfg["run"]["name"] = "chorales_transformer"
     results = fit(cfg)
-    data = {k: v for k, v in cfg["data"].items() if k != "name"}
-    dm = Chorales(**data)
-    baseline = unigram_nll(dm.split("train")[1], dm.split("test")[1], dm.spec.vocab_size, dm.spec.pad_id)
+    # zoo's n-gram baselines (zoo/evaluation/baseline/ngram.py), fitted on the same splits and scored the same way
+    unigram, bigram = (results["baselines"][k]["test/loss"] for k in ("unigram", "bigram"))
     nll = results["test"]["test/loss"]
-    print(f"chorales test NLL {nll:.3f} nats/token, unigram {baseline:.3f}")
-    assert nll < baseline - 0.5, (nll, baseline)
+    print(f"chorales test NLL {nll:.3f} nats/token, unigram {unigram:.3f}, bigram {bigram:.3f}, "
+          f"fit {results['fit_seconds']:.0f} s")
+    assert nll < unigram - 0.5, (nll, unigram)
+    assert nll < bigram, (nll, bigram)
 
     out = tmp_path / "tune.mid"
     proc = cli("zoo", "sample", "--ckpt", results["best_ckpt"], "-n", "1", "--max-new-tokens", "120",

@@ -27,8 +27,6 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
-import torch
-
 from zoo.bounds import OpenFraction, PositiveInt, Range
 from zoo.data.base import Split, ZooDataModule, split_indices
 from zoo.errors import ConfigError, ZooError, choose
@@ -127,35 +125,36 @@ def corpus_paths() -> list[Path]:
 
 
 def tokenized_corpus(paths: list[Path], transpose: bool) -> dict[str, dict[str, str]]:
-    """Return {file name: {voice: tokens}} for `paths`, from zoo's cache, parsing (and caching) what is missing."""
+    """Return {file name: {voice: tokens}} for `paths`, from zoo's cache, parsing (and caching) what is missing.
+
+    Each score is one cache entry (`zoo.data.download.cached`: sha256-checked, made again when
+    damaged, locked against parallel runs), so an interrupted first run keeps what it parsed.
+    """
+    import hashlib
+
     import music21
-    from filelock import FileLock
     from tqdm.auto import tqdm
 
-    from zoo.data.download import atomic_output, cache_dir
+    from zoo.data.download import cache_dir
 
-    cache = cache_dir() / "data" / "chorales" / f"m21-{music21.__version__}-{'c' if transpose else 'orig'}.json"
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(cache.with_name(cache.name + ".lock")):  # DDP ranks and parallel runs parse once
-        data: dict[str, Any] = {}
-        if cache.is_file():
-            try:
-                data = json.loads(cache.read_text())
-            except json.JSONDecodeError:  # a damaged cache is rebuilt, never trusted
-                data = {}
-            if data.get("recipe") != RECIPE:
-                data = {}
-        data["recipe"] = RECIPE
-        pieces = data.setdefault("pieces", {})
-        missing = [p for p in paths if Path(p).name not in pieces]
-        # A progress bar on a terminal (about 0.3 s a score); the cache is saved every 50 scores,
-        # so an interrupted first run keeps what it parsed.
-        for i, p in enumerate(tqdm(missing, desc="music21: parsing chorales (once)", unit="score", disable=None)):
-            pieces[Path(p).name] = parse_chorale(str(p), transpose)
-            if (i + 1) % 50 == 0 or i + 1 == len(missing):
-                with atomic_output(cache) as tmp:
-                    tmp.write_text(json.dumps(data))
-    return {Path(p).name: pieces[Path(p).name] for p in paths}
+    recipe = hashlib.sha256(RECIPE.encode()).hexdigest()[:12]
+    folder = cache_dir() / "data" / "chorales" / f"m21-{music21.__version__}-{recipe}-{'c' if transpose else 'orig'}"
+    entries = {Path(p).name: (str(p), folder / f"{Path(p).stem}.json") for p in paths}
+    todo = [name for name, (_, entry) in entries.items() if not entry.is_file()]
+    # A progress bar on a terminal: the first run parses about three scores a second.
+    for name in tqdm(todo, desc="music21: parsing chorales (once)", unit="score", disable=None):
+        entry_of(*entries[name], transpose)
+    return {name: entry_of(path, entry, transpose) for name, (path, entry) in entries.items()}
+
+
+def entry_of(path: str, entry: Path, transpose: bool) -> dict[str, str]:
+    """Return the {voice: tokens} of one score from its cache entry, made by parsing the score when missing or damaged."""
+    from zoo.data.download import cached
+
+    def make(part: Path) -> None:
+        part.write_text(json.dumps(parse_chorale(path, transpose)))
+
+    return json.loads(cached(entry, make, what=f"The note tokens cached for {Path(path).name}").read_text())
 
 
 # -- MIDI ----------------------------------------------------------------------------------------
@@ -269,29 +268,18 @@ class Chorales(ZooDataModule):
         return [lines for lines in pieces if lines]
 
     def load_splits(self) -> tuple[dict[str, Split], DataSpec]:
-        from zoo.data.tokenizer import encode_many, special_id, word_tokenizer
+        from zoo.data.text import stream_splits
 
         pieces = self.lines()
         if len(pieces) < 3:
             raise ConfigError(f"data.pieces={self.pieces} gives {len(pieces)} chorales with a {self.part} part; "
                               "train, val and test need at least one each")
         idx = split_indices(len(pieces), self.val_fraction, self.test_fraction, self.seed)
-        texts = {name: [line for i in ids for line in pieces[i]] for name, ids in idx.items()}
-        tok = word_tokenizer(texts["train"])
-        bos, eos = special_id(tok, "bos"), special_id(tok, "eos")
-        T, splits = self.block_size, {}
-        for name, lines in texts.items():
-            ids = torch.tensor([i for line in encode_many(tok, lines) for i in (bos, *line, eos)], dtype=torch.long)
-            if len(ids) < T + 1:
-                raise ConfigError(f"The {name} split has {len(ids)} tokens, fewer than block_size + 1 = {T + 1}; "
-                                  f"use more data.pieces, a smaller data.block_size or a larger data.{name}_fraction")
-            blocks = ids.unfold(0, T + 1, self.stride if name == "train" else T)  # (N, T + 1)
-            splits[name] = (blocks[:, :-1].contiguous(), blocks[:, 1:].contiguous())
-        spec = DataSpec(modality="tokens", task=self.task, input_shape=(T,), vocab_size=tok.get_vocab_size(),
-                        pad_id=special_id(tok, "pad"), tokenizer=tok.to_str())
-        return splits, spec
+        # every voice line is a document of its own: <bos> tokens <eos>
+        lines = {name: [(line, True, True) for i in ids for line in pieces[i]] for name, ids in idx.items()}
+        return stream_splits("word", lines, 0, self.block_size, self.stride)
 
     @classmethod
     def example(cls, root: Path) -> dict:
-        """Return the arguments of a quick real run: the first 24 chorales in blocks of 32 tokens (nothing is written)."""
-        return {"pieces": 24, "block_size": 32, "batch_size": 16}
+        """Return the arguments of a quick real run: the first 12 chorales in blocks of 32 tokens (nothing is written)."""
+        return {"pieces": 12, "block_size": 32, "batch_size": 16}
