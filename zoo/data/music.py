@@ -195,7 +195,8 @@ def midi_notes(path: str | Path) -> list[tuple[Fraction, int, Fraction]]:
     from music21 import converter
 
     # music21 reads long notes back as tied notes within measures: merge them again
-    score = converter.parse(str(path), forceSource=True, storePickle=False).stripTies()
+    # quantizePost=False: music21 would otherwise round 32nd notes (1/8 of a quarter) to 16ths
+    score = converter.parse(str(path), forceSource=True, storePickle=False, quantizePost=False).stripTies()
     notes = [(Fraction(n.offset).limit_denominator(48), p.midi, Fraction(n.duration.quarterLength).limit_denominator(48))
              for n in score.flatten().notes for p in n.pitches]
     return sorted(notes)
