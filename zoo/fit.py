@@ -93,10 +93,11 @@ def build_data_and_model(cfg: dict[str, Any]) -> tuple[Any, Any]:
     return datamodule, model
 
 
-def fit(cfg: dict[str, Any], run_dir: Path | None = None) -> dict[str, Any]:
+def fit(cfg: dict[str, Any], run_dir: Path | None = None, *, verbose: bool = True) -> dict[str, Any]:
     """Train and test as `cfg` says; return {"run_dir", "best_ckpt", "val", "test"} and write results.json.
 
-    With `run_dir` (a previous run), training continues from its checkpoints/last.ckpt.
+    With `run_dir` (a previous run), training continues from its checkpoints/last.ckpt. With
+    `verbose=False` (library use, notebooks) Lightning's info lines and the progress bar stay hidden.
     """
     import lightning as L
     from lightning.pytorch.utilities import rank_zero_only
@@ -114,12 +115,12 @@ def fit(cfg: dict[str, Any], run_dir: Path | None = None) -> dict[str, Any]:
         if not resume_ckpt.is_file():
             raise ConfigError(f"Cannot resume: {resume_ckpt} not found")
     run_dir = run_dir or new_run_dir(cfg)
-    quiet_lightning()
+    quiet_lightning(verbose)
     L.seed_everything(cfg["seed"], workers=True, verbose=False)
     datamodule, model = build_data_and_model(cfg)
     cursor = prepare_resume(resume_ckpt) if resume_ckpt else {}  # where the killed run's logs stopped
     loggers = build_loggers(cfg["logger"], run_dir, cursor)
-    trainer_kwargs = {"enable_model_summary": False, **cfg["trainer"]}
+    trainer_kwargs = {"enable_model_summary": False, "enable_progress_bar": verbose, **cfg["trainer"]}
     try:
         trainer = L.Trainer(
             **trainer_kwargs,

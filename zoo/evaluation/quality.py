@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import warnings
 from typing import Any
 
 import lightning as L
@@ -173,7 +174,9 @@ def image_quality(judge: Judge, real: torch.Tensor, fake: torch.Tensor,
     out = {"fid": frechet_distance(judge, real, fake)}
     subset = min(100, len(real), len(fake))
     if subset >= 2:
-        kid = KernelInceptionDistance(feature=judge, subset_size=subset, subsets=50, normalize=True).to(real.device)
+        with warnings.catch_warnings():  # its note that features are buffered: here they are 1,000 rows at most
+            warnings.filterwarnings("ignore", ".*will save all extracted features in buffer.*")
+            kid = KernelInceptionDistance(feature=judge, subset_size=subset, subsets=50, normalize=True).to(real.device)
         kid.update(real, real=True)
         kid.update(fake, real=False)
         out["kid"] = float(kid.compute()[0])

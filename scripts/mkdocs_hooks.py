@@ -1,0 +1,28 @@
+"""mkdocs hooks: the site's landing page is README.md and its learning path is notebooks/, both kept where a
+code host shows them; the links between them are rewritten for the site."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from mkdocs.plugins import event_priority
+from mkdocs.structure.files import File
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def site_links(markdown: str) -> str:
+    """Rewrite the README's repository links (docs/x.md, notebooks/...) to the site's pages."""
+    markdown = re.sub(r"\]\(docs/([^)]+)\)", r"](\1)", markdown)
+    return re.sub(r"\]\(notebooks/([^)]+)\)", r"](notebooks/\1)", markdown)
+
+
+@event_priority(100)  # before mkdocs-jupyter looks at the files
+def on_files(files, config):
+    files.append(File.generated(config, "index.md", content=site_links((ROOT / "README.md").read_text())))
+    for path in sorted((ROOT / "notebooks").iterdir()):
+        if path.suffix in (".ipynb", ".md"):
+            files.append(File(f"notebooks/{path.name}", src_dir=str(ROOT), dest_dir=config["site_dir"],
+                              use_directory_urls=config["use_directory_urls"]))
+    return files
