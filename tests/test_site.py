@@ -25,6 +25,9 @@ def test_site_builds_strict_with_readme_notebooks_and_api(tmp_path):
     for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
         page = site / "notebooks" / nb.stem / "index.html"
         assert page.is_file() and "<img" in page.read_text(), f"{nb.name} is not rendered with its plots"
+    for doc in sorted((ROOT / "docs").glob("*.md")):  # every guide is a page, and in the navigation
+        assert (site / doc.stem / "index.html").is_file(), doc.name
+        assert f'href="{doc.stem}/"' in index or f'href="./{doc.stem}/"' in index, f"{doc.name} is not in the navigation"
     reference = (site / "reference" / "index.html").read_text()
     assert "DataSpec" in reference and "What a DataModule exposes and a model is built from" in reference
     pages = [p.read_text() for p in site.rglob("*.html")]
