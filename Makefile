@@ -7,7 +7,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install browser demo test test-fast lint docs bench clean
+.PHONY: install browser demo test test-fast lint docs notebooks site bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,8 +34,14 @@ lint: install
 docs: install
 	$(PY) scripts/gen_docs.py
 
+notebooks: install   # execute notebooks/*.ipynb in place, so they are stored with their outputs
+	$(PY) scripts/run_notebooks.py
+
+site: install        # the documentation site, offline, into site/
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
 bench: install
 	$(PY) scripts/bench_overhead.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs site .pytest_cache

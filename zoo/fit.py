@@ -127,11 +127,12 @@ def resume_checkpoint(run_dir: Path) -> dict[str, Any]:
         raise ZooError(f"Cannot resume: {e}; {hint}") from None
 
 
-def fit(cfg: dict[str, Any], run_dir: Path | None = None) -> dict[str, Any]:
+def fit(cfg: dict[str, Any], run_dir: Path | None = None, *, verbose: bool = True) -> dict[str, Any]:
     """Train and test as `cfg` says; return {"run_dir", "best_ckpt", "val", "test", "val_step",
     "best_step", "fit_seconds"} and write results.json.
 
-    With `run_dir` (a previous run), training continues from its checkpoints/last.ckpt.
+    With `run_dir` (a previous run), training continues from its checkpoints/last.ckpt. With
+    `verbose=False` (library use, notebooks) Lightning's info lines and the progress bar stay hidden.
     """
     import lightning as L
 
@@ -148,7 +149,7 @@ def fit(cfg: dict[str, Any], run_dir: Path | None = None) -> dict[str, Any]:
     ckpt = resume_checkpoint(run_dir) if run_dir is not None else None  # read and checked before anything else
     resume_ckpt = str(run_dir / "checkpoints" / "last.ckpt") if run_dir is not None else None
     run_dir = run_dir or new_run_dir(cfg)
-    quiet_lightning()
+    quiet_lightning(verbose)
     L.seed_everything(cfg["seed"], workers=True, verbose=False)
     datamodule, model = build_data_and_model(cfg)
     resume = check_resume(ckpt, cfg, model) if ckpt else {"cursor": {}, "retune": None}
@@ -156,7 +157,7 @@ def fit(cfg: dict[str, Any], run_dir: Path | None = None) -> dict[str, Any]:
     loggers = build_loggers(cfg["logger"], run_dir, resume["cursor"])  # the Trainer gets them when training starts
     callbacks = [RunDir(run_dir, saved_config(cfg), loggers, datamodule.spec.tokenizer, resume["cursor"]),
                  *build_callbacks(cfg, model, run_dir, bool(loggers), resume["retune"])]
-    trainer_kwargs = {"enable_model_summary": False, **cfg["trainer"]}
+    trainer_kwargs = {"enable_model_summary": False, "enable_progress_bar": verbose, **cfg["trainer"]}
     try:
         trainer = L.Trainer(**trainer_kwargs, default_root_dir=str(run_dir), logger=False, callbacks=callbacks,
                             plugins=[AtomicCheckpointIO()], enable_autolog_hparams=False)

@@ -16,6 +16,7 @@ an unbiased RBF-kernel MMD² and the mean per-feature Kolmogorov-Smirnov distanc
 from __future__ import annotations
 
 import hashlib
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -182,7 +183,9 @@ def image_quality(judge: Judge, real: torch.Tensor, fake: torch.Tensor,
     out = {"fid": frechet_distance(judge, real, fake)}
     subset = min(100, len(real), len(fake))
     if subset >= 2:
-        kid = KernelInceptionDistance(feature=judge, subset_size=subset, subsets=50, normalize=True).to(real.device)
+        with warnings.catch_warnings():  # its note that features are buffered: here they are 1,000 rows at most
+            warnings.filterwarnings("ignore", ".*will save all extracted features in buffer.*")
+            kid = KernelInceptionDistance(feature=judge, subset_size=subset, subsets=50, normalize=True).to(real.device)
         kid.update(real, real=True)
         kid.update(fake, real=False)
         out["kid"] = float(kid.compute()[0])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -201,10 +202,27 @@ class ResumableCSVLogger(CSVLogger):
         return self._experiment
 
 
-def quiet_lightning() -> None:
-    """Silence Lightning's advertising and the warnings that do not apply to in-memory data."""
+def quiet_lightning(verbose: bool = True) -> None:
+    """Silence Lightning's advertising and the warnings that do not apply to in-memory data.
+
+    With `verbose=False` (zoo.fit.fit(..., verbose=False), for library use such as a notebook)
+    Lightning's info lines ("GPU available", "Restoring states from ...") and the progress bars of
+    Hugging Face `transformers` (a pretrained backbone's "Loading weights") are hidden as well, until
+    a call with `verbose=True`; warnings and errors still show.
+    """
     import logging
     import warnings
+
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.NOTSET if verbose else logging.WARNING)
+    if not verbose:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    elif "transformers" in sys.modules:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.enable_progress_bar()
 
     for pattern in (".*does not have many workers.*", ".*smaller than the logging interval.*", ".*LeafSpec.*",
                     ".*Checkpoint directory .* exists and is not empty.*", ".*Experiment logs directory .* exists.*",
