@@ -1,6 +1,6 @@
-"""Training steps/s of zoo's conv GAN (DCGAN) and conv VAE on MNIST-sized images, GPU against CPU.
+"""Training steps/s of zoo's conv GAN (DCGAN), conv VAE and diffusion U-Net on MNIST-sized images, GPU against CPU.
 
-The images are scikit-learn's digits resized from 8x8 to 28x28 (bilinear), so the shapes and the
+The images are scikit-learn's digits resized from 8x8 to 28x28 (bilinear, `digits` with `size: 28`), so the shapes and the
 work per step are MNIST's while the data stays embedded. Each model trains through the Lightning
 Trainer as `zoo.fit` drives it (in-memory loader on the device, no validation), first on the CPU
 and then on the GPU when there is one, from the same initial weights; the first steps are warm-up.
@@ -18,21 +18,18 @@ import time
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 
 def mnist_sized_digits(size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Return (x, y): the 1,797 digits as (N, 1, size, size) ink in [0, 1], and their labels."""
-    from sklearn.datasets import load_digits
+    from zoo.data.images import Digits
 
-    bunch = load_digits()
-    x = torch.tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0
-    x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False).clamp(0, 1)
-    return x, torch.tensor(bunch.target)
+    x, y, _ = Digits(size=size).load_arrays()
+    return torch.from_numpy(x).float(), torch.from_numpy(y)
 
 
 def build(name: str, size: int) -> Any:
-    """Return the DCGAN (`gan`, arch conv) or the conv `vae` for (1, size, size) digits."""
+    """Return the DCGAN (`gan`, arch conv), the conv `vae` or the `diffusion` U-Net for (1, size, size) digits."""
     from zoo.registry import MODELS
     from zoo.spec import DataSpec
 
@@ -41,6 +38,9 @@ def build(name: str, size: int) -> Any:
     if name == "gan":
         return MODELS.build("gan", spec=spec.to_dict(), arch="conv", channels=[64, 128], latent_dim=64,
                             optim={"name": "adam", "lr": 2e-4, "betas": [0.5, 0.999]})
+    if name == "diffusion":  # the U-Net of configs/experiment/digits_diffusion.yaml
+        return MODELS.build("diffusion", spec=spec.to_dict(), channels=[32, 64, 64], ema_decay=0.999,
+                            optim={"name": "adamw", "lr": 2e-3})
     return MODELS.build("vae", spec=spec.to_dict(), channels=[32, 64], latent_dim=16,
                         optim={"name": "adamw", "lr": 1e-3})
 
@@ -84,7 +84,7 @@ def steps_per_second(model: Any, x: torch.Tensor, y: torch.Tensor, device: str, 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=["gan", "vae"], choices=["gan", "vae"])
+    parser.add_argument("--models", nargs="+", default=["gan", "vae", "diffusion"], choices=["gan", "vae", "diffusion"])
     parser.add_argument("--devices", nargs="+", default=None, help="default: cpu, plus cuda when available")
     parser.add_argument("--size", type=int, default=28, help="image side (28 = MNIST)")
     parser.add_argument("--batch-size", type=int, default=128)

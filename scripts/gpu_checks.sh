@@ -6,10 +6,11 @@
 #
 # 1. bench_lm, GPT-2-124M shape, compile + bf16 (issue 4; first: the one GPU figure still open)
 # 2. digits_cnn trained on the GPU (issue 3)      3. bench_overhead on the GPU (issue 3)
-# 4. bench_generative: DCGAN and conv VAE on 28x28 digits, GPU vs CPU steps/s (issue 5)
+# 4. bench_generative: DCGAN, conv VAE and diffusion U-Net on 28x28 digits, GPU vs CPU steps/s (issues 5, 16)
 # 5. digits_gan trained on the GPU (issue 5)
 # 6. bench_vision: cifar10_resnet on 50k synthetic 3x32x32 images, one epoch, zoo vs a hand loop (issue 12)
 # 7. zoo tune's batch-size finder on the GPU (issue 15; digits is small: it stops at the train split)
+# 8. digits_diffusion at 28x28 on the GPU: wall time to the quality bar, test/confident and classes (issue 16)
 # Each step has its own time limit, so one slow step does not hide the others' figures.
 set -u
 out=${1:-${OUT:-gpu-checks}}
@@ -36,10 +37,12 @@ step bench_lm_gpu 210 python3 scripts/bench_lm.py --preset gpt2-124m --compile -
 step digits_cnn_gpu 90 python3 -m zoo.fit --config configs/experiment/digits_cnn.yaml trainer.accelerator=gpu \
   trainer.enable_progress_bar=false run.dir="$out/runs"
 step bench_overhead_gpu 150 python3 scripts/bench_overhead.py --device cuda --repeats 3
-step bench_generative 90 python3 scripts/bench_generative.py
+step bench_generative 120 python3 scripts/bench_generative.py
 step digits_gan_gpu 80 python3 -m zoo.fit --config configs/experiment/digits_gan.yaml trainer.accelerator=gpu \
   trainer.enable_progress_bar=false run.dir="$out/runs"
 step bench_vision_gpu 240 python3 scripts/bench_vision.py --n 50000 --epochs 1 --repeats 2 --device cuda
 step tune_batch_size_gpu 120 python3 -m zoo tune --config configs/experiment/digits_cnn.yaml --batch-size \
+  trainer.accelerator=gpu trainer.enable_progress_bar=false run.dir="$out/runs"
+step digits_diffusion_28_gpu 300 python3 -m zoo.fit --config configs/experiment/digits_diffusion.yaml data.size=28 \
   trainer.accelerator=gpu trainer.enable_progress_bar=false run.dir="$out/runs"
 rm -rf "$out/runs"

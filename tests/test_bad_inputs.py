@@ -48,7 +48,7 @@ def fit(argv: list[str]):
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    """Tiny trained checkpoints, built once: an iris MLP run, a names LM, a text classifier, two VAEs."""
+    """Tiny trained checkpoints, built once: an iris MLP run, a names LM, a text classifier, two VAEs, a diffusion model."""
     root = tmp_path_factory.mktemp("world")
     mp = pytest.MonkeyPatch()
     mp.setenv("ZOO_HOME", str(root / "home"))
@@ -66,10 +66,12 @@ def world(tmp_path_factory):
                          *quick])
         vae_image = fit(["--config", str(EXP / "digits_vae.yaml"), "model.channels=[8]", "model.latent_dim=2",
                          "trainer.limit_test_batches=0", *quick])
+        diffusion = fit(["--config", str(EXP / "digits_diffusion.yaml"), "model.channels=[8,16]", "model.norm_groups=4",
+                         "model.ema_decay=0", "trainer.limit_test_batches=0", *quick])
     finally:
         mp.undo()
     return {"root": root, "run": Path(iris["run_dir"]), "lm": lm["best_ckpt"], "textcls": textcls["best_ckpt"],
-            "vae_table": vae_table["best_ckpt"], "vae_image": vae_image["best_ckpt"]}
+            "vae_table": vae_table["best_ckpt"], "vae_image": vae_image["best_ckpt"], "diffusion": diffusion["best_ckpt"]}
 
 
 class Workspace:
@@ -264,6 +266,12 @@ CONFIG = [
     fit_case("data-unknown", ["data.name=digitz"], "Did you mean 'digits'"),
     Case("incompatible-pair", "fit", lambda w: ["model.name=gan", "data.name=names", f"run.dir={w.runs}"],
          ("cannot train on",)),
+    Case("diffusion-on-text", "fit", lambda w: ["model.name=diffusion", "data.name=chorales", f"run.dir={w.runs}"],
+         ("cannot train on", "chorales")),
+    Case("diffusion-schedule-typo", "fit", lambda w: ["model.name=diffusion", "model.schedule=cosin", "data.name=wine",
+                                                      f"run.dir={w.runs}"], ("Did you mean 'cosine'",)),
+    Case("chorales-part-typo", "fit", lambda w: ["model.name=rnn", "data.name=chorales", "data.part=sopran",
+                                                 f"run.dir={w.runs}"], ("Did you mean 'soprano'",)),
     fit_case("model-key-typo", ["model.hiden=[8]"], "Did you mean 'hidden'"),
     fit_case("model-activation-unknown", ["model.activation=rellu"], "rellu"),
     fit_case("seed-text", ["seed=abc"], "seed"),
@@ -463,6 +471,16 @@ SAMPLE = [
                                                        str(w.root / "no" / "s.csv")], ("No such file or directory",)),
     Case("text-out-is-folder", "zoo", lambda w: ["sample", "--ckpt", w.lm, "--out", str(w.out)], ("Is a directory",)),
     Case("ckpt-missing", "zoo", lambda w: ["sample", "--ckpt", str(w.root / "no.ckpt")], ("Checkpoint not found",)),
+    Case("guidance-on-unconditional", "zoo", lambda w: ["sample", "--ckpt", w.diffusion, "--guidance", "3", "--out",
+                                                        str(w.out / "g.png")], ("--guidance needs a conditional",)),
+    Case("steps-zero", "zoo", lambda w: ["sample", "--ckpt", w.diffusion, "--steps", "0", "--out", str(w.out / "g.png")],
+         ("steps must be between 1 and",)),
+    Case("steps-on-a-vae", "zoo", lambda w: ["sample", "--ckpt", w.vae_image, "--steps", "5", "--out",
+                                             str(w.out / "g.png")], ("apply to diffusion models", "'vae'")),
+    Case("midi-from-a-names-lm", "zoo", lambda w: ["sample", "--ckpt", w.lm, "--out", str(w.out / "tune.mid")],
+         ("writes MIDI from a model trained on note tokens",)),
+    Case("guidance-on-an-lm", "zoo", lambda w: ["sample", "--ckpt", w.lm, "--guidance", "2"],
+         ("apply to diffusion models",)),
 ]
 
 
@@ -483,6 +501,10 @@ EXPORT = [
          ("Unknown export format 'pickle'",)),
     Case("not-a-language-model", "zoo", lambda w: ["export", "--ckpt", w.ckpt, "--format", "hf", str(w.root / "e")],
          ("language models",)),
+    Case("diffusers-not-diffusion", "zoo", lambda w: ["export", "--ckpt", w.vae_image, "--format", "diffusers",
+                                                      str(w.root / "e")], ("exports 'diffusion' models, not 'vae'",)),
+    Case("onnx-of-diffusion", "zoo", lambda w: ["export", "--ckpt", w.diffusion, "--format", "onnx", str(w.root / "e")],
+         ("--format diffusers",)),
     Case("ckpt-missing", "zoo", lambda w: ["export", "--ckpt", str(w.root / "no.ckpt"), "--format", "onnx", str(w.root / "e")],
          ("not found",)),
 ]

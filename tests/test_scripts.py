@@ -38,7 +38,7 @@ def test_bench_lm_prints_tokens_per_second_and_ratio():
 def test_bench_generative_prints_steps_per_second():
     out = run_script("scripts/bench_generative.py", "--steps", "2", "--warmup", "1", "--size", "12",
                      "--batch-size", "32", "--devices", "cpu")
-    assert re.search(r"gan\s+\d+\.\d+", out) and re.search(r"vae\s+\d+\.\d+", out), out
+    assert all(re.search(rf"{name}\s+\d+\.\d+", out) for name in ("gan", "vae", "diffusion")), out
 
 
 def test_bench_vision_prints_images_per_second_ratio_and_json():

@@ -52,12 +52,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sample", help="generate from a generative model or language model")
     p.add_argument("--ckpt", required=True, help="checkpoint file or pretrained name")
     p.add_argument("-n", type=int, default=10, help="number of samples")
-    p.add_argument("--out", "-o", help="output file: .png grid for images, .csv for tables, .txt for text")
+    p.add_argument("--out", "-o", help="output file: .png grid for images, .csv for tables, .txt for text, "
+                                          ".mid for a music LM")
     p.add_argument("--prompt", default="", help="text to continue (language models)")
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--top-k", type=int, default=None)
     p.add_argument("--max-new-tokens", type=int, default=None)
     p.add_argument("--label", type=int, default=None, help="class to generate (conditional models)")
+    p.add_argument("--steps", type=int, default=None, help="sampling steps (diffusion models; default: the model's)")
+    p.add_argument("--guidance", type=float, default=None,
+                   help="classifier-free guidance scale (conditional diffusion; 1 = none; default: the model's)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(fn="zoo.cli.sample:cmd_sample")
 
@@ -101,10 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify", help="re-hash the cached pretrained weights; remove and name every bad file")
     p.set_defaults(fn="zoo.cli.hub:cmd_verify")
 
-    p = sub.add_parser("export", help="export a checkpoint for deployment: onnx, torchscript or hf")
+    p = sub.add_parser("export", help="export a checkpoint for deployment: onnx, torchscript, hf or diffusers")
     p.add_argument("--ckpt", required=True, help="checkpoint file or pretrained name")
     p.add_argument("--format", required=True, metavar="FORMAT",
-                   help="onnx (model.onnx) | torchscript (model.pt) | hf (a transformers folder, token LMs)")
+                   help="onnx (model.onnx) | torchscript (model.pt) | hf (a transformers folder, token LMs) | "
+                        "diffusers (a pipeline, or unet/ + scheduler/, image diffusion)")
     p.add_argument("--force", action="store_true", help="replace OUT if it is a file or a folder that is not empty")
     p.add_argument("out", help="output folder: the model file, README.md (the model card), tokenizer.json for text")
     p.set_defaults(fn="zoo.cli.hub:cmd_export")

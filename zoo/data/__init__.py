@@ -2,10 +2,10 @@
 
 - base.py: `ZooDataModule` (deterministic splits, a DataSpec, the in-memory loader) and
   `ArrayDataModule` (data held as numpy arrays);
-- augment.py: uint8 images served from the device, augmentation presets, `ImageDataModule`;
 - one file per data family: images.py (digits), vision.py (torchvision's MNIST, Fashion-MNIST,
   CIFAR-10/100), image_folder.py (your images), tables.py, table_file.py (csv), names.py, text.py, text_csv.py,
-  hf_dataset.py (Hugging Face datasets), streaming.py (litdata shards of any of them);
+  music.py (Bach chorales from music21's corpus), hf_dataset.py (Hugging Face datasets), streaming.py (litdata
+  shards of any of them);
 - tokenizer.py: tokenizers trained on a train split (their readers are in zoo.spec);
 - download.py: atomic, resumable, sha256-checked, locked downloads, and zoo's cache folder.
 
@@ -17,6 +17,7 @@ from zoo.data import (  # noqa: F401
     hf_dataset,
     image_folder,
     images,
+    music,
     names,
     streaming,
     table_file,

@@ -20,6 +20,9 @@ every entry verified by sha256 and made again (or explained) when it is corrupt.
 - A lock file (`<dest>.lock`, the `filelock` library) serialises concurrent callers, e.g. DDP
   ranks or two runs that all call `prepare_data()`: the first makes the entry, the others find
   it verified.
+
+`atomic_output(dest)` gives any other writer the same guarantee: a temporary file beside `dest`,
+renamed over it only once it is complete.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import hashlib
 import http.client
 import os
 import shutil
+import tempfile
 import urllib.error
 import urllib.request
 import warnings
@@ -52,6 +56,24 @@ class CutConnection(Exception):
 def cache_dir() -> Path:
     """Return zoo's cache folder: $ZOO_HOME, else ~/.cache/zoo."""
     return Path(os.environ.get("ZOO_HOME") or Path.home() / ".cache" / "zoo")
+
+
+@contextlib.contextmanager
+def atomic_output(dest: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside `dest` to write; on success it replaces `dest` in one rename.
+
+    Readers, and concurrent writers such as DDP ranks, see the old file or the complete new one,
+    never a half-written one; if the writer fails, the temporary file is deleted.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=f".tmp{dest.suffix}", dir=dest.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, dest)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def sha256_of(path: str | Path) -> str:

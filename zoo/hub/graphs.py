@@ -135,6 +135,9 @@ def sampler_graph(model: Any) -> Graph:
     elif name == "vae":
         module = VAESample(model)
         noise = model.likelihood == "gaussian"
+    elif name == "diffusion":  # a loop of sampling steps, not one graph: diffusers' own format holds it
+        raise ZooError("A 'diffusion' model samples in a loop of denoising steps, which onnx and torchscript do not "
+                       "hold; use --format diffusers (an image model's U-Net and scheduler)")
     else:
         raise ZooError(f"Model '{name}' samples, but zoo knows no export graph for it (only vae and gan)")
     latent, k, shape = model.latent_dim, model.num_labels, tuple(model.spec.input_shape)

@@ -22,7 +22,7 @@ from torch import nn
 
 from zoo.bounds import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Probability, Widths
 from zoo.errors import choose
-from zoo.models.generative import GenerativeModel, conv_down, conv_up, halvings, mlp
+from zoo.models.generative import GenerativeModel, conv_down, conv_up, ema_decay_at, halvings, mlp, update_ema
 from zoo.models.optim import OptimConfig, build_optimizer, build_scheduler
 from zoo.registry import MODELS
 
@@ -261,19 +261,12 @@ class GAN(GenerativeModel):
             if g_loss is not None:
                 self.log("train/g_loss", g_loss.detach(), prog_bar=True, on_step=True, on_epoch=False)
 
-    @torch.no_grad()
     def update_ema(self) -> None:
         """Move the EMA generator towards the trained one (buffers such as BatchNorm stats are copied)."""
         if self.generator_ema is None:
             return
-        decay = self.ema_decay
-        if self.ema_warmup:  # global_step counts both optimizers: d_steps + 1 steps per generator step
-            n = self.global_step // (self.d_steps + 1)
-            decay = min(decay, (1 + n) / (10 + n))
-        for p_ema, p in zip(self.generator_ema.parameters(), self.generator.parameters()):
-            p_ema.lerp_(p, 1 - decay)
-        for b_ema, b in zip(self.generator_ema.buffers(), self.generator.buffers()):
-            b_ema.copy_(b)
+        n = self.global_step // (self.d_steps + 1)  # global_step counts both optimizers: d_steps + 1 per G step
+        update_ema(self.generator_ema, self.generator, ema_decay_at(self.ema_decay, n, self.ema_warmup))
 
     # -- validation and test: the evaluator scores samples against these batches ---------------------
     def validation_step(self, batch, batch_idx):

@@ -1,5 +1,5 @@
-"""What the VAE and the GAN share: conv stacks that fit any image size, labels for conditional
-models, and the raw <-> model scale of tables.
+"""What the generative models (VAE, GAN, diffusion) share: conv stacks that fit any image size,
+labels for conditional models, the raw <-> model scale of tables, and EMA weights.
 
 A generative model's "model space" is [0, 1] pixels for images and standardised features for
 tables; `sample()` returns images in [0, 1] or table rows on the data's raw scale. The quality of
@@ -79,8 +79,26 @@ def mlp(sizes: list[int], act: type[nn.Module], norm: bool = False) -> nn.Sequen
     return nn.Sequential(*layers)
 
 
+def ema_decay_at(decay: float, n: int, warmup: bool) -> float:
+    """Return the EMA decay after `n` updates: `decay`, or with `warmup` min(decay, (1 + n) / (10 + n)).
+
+    The warmup (TensorFlow's ExponentialMovingAverage with num_updates) keeps a high decay from
+    holding the random initial weights in the average for hundreds of epochs.
+    """
+    return min(decay, (1 + n) / (10 + n)) if warmup else decay
+
+
+@torch.no_grad()
+def update_ema(ema: nn.Module, net: nn.Module, decay: float) -> None:
+    """Move `ema`'s parameters towards `net`'s by a factor 1 - decay; copy its buffers (BatchNorm statistics)."""
+    for p_ema, p in zip(ema.parameters(), net.parameters()):
+        p_ema.lerp_(p, 1 - decay)
+    for b_ema, b in zip(ema.buffers(), net.buffers()):
+        b_ema.copy_(b)
+
+
 class GenerativeModel(ZooModel):
-    """Base of `vae` and `gan`: image or tabular data of any task; conditional on class labels."""
+    """Base of `vae`, `gan` and `diffusion`: image or tabular data of any task; conditional on class labels."""
 
     supports = frozenset({("image", "*"), ("tabular", "*")})
     #: True when checkpoints are picked by the quality of samples scored on the validation split
