@@ -78,12 +78,23 @@ def test_checkpoint_round_trip(tmp_path):
 
 @pytest.mark.slow
 def test_ddp_two_cpu_processes(tmp_path):
-    """`strategy=ddp` with 2 gloo processes via `python -m zoo.fit` (Lightning relaunches the module)."""
+    """`strategy=ddp` with 2 gloo processes (Lightning relaunches the module), through the fast path:
+    both ranks end with the same weights, and share one run dir."""
     port = str(29500 + os.getpid() % 1000)
-    results = train("iris_mlp", tmp_path, "trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp",
-                    "trainer.max_epochs=3", env={"MASTER_PORT": port})
+    ranks = tmp_path / "ranks"
+    ranks.mkdir()
+    proc = run_cli("tests.rank_runner", str(ranks), "--", "--config", str(EXP / "iris_mlp.yaml"), f"run.dir={tmp_path}",
+                   *QUIET, "trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp", "trainer.max_epochs=3",
+                   env={"MASTER_PORT": port})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "zoo: fast path on:" in proc.stdout
+    rank0, rank1 = (torch.load(ranks / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    assert rank0["chunked_batches"] > 0 and rank1["chunked_batches"] == rank0["chunked_batches"]
+    assert rank0["global_step"] == rank1["global_step"] == 9  # 3 epochs of 3 batches per rank
+    for k, v in rank0["state_dict"].items():
+        assert torch.equal(v, rank1["state_dict"][k]), f"{k} differs between the ranks"
     import zoo
 
-    model = zoo.load(results["best_ckpt"])
-    assert model.spec.modality == "tabular"
-    assert len(list((tmp_path / "iris_mlp").iterdir())) == 1, "both ranks must share one run dir"
+    (run_dir,) = (tmp_path / "iris_mlp").iterdir()  # both ranks share one run dir
+    results = json.loads((run_dir / "results.json").read_text())
+    assert zoo.load(results["best_ckpt"]).spec.modality == "tabular"

@@ -117,11 +117,36 @@ class ZooModel(L.LightningModule):
         self._log_epoch("test")
 
     def configure_optimizers(self) -> Any:
-        optimizer = build_optimizer(self, self.optim)
+        optim = dict(self.optim)
+        if optim.get("fused") is None and self._grad_scaler() is not None and self.trainer.gradient_clip_val:
+            optim["fused"] = False  # a fused step unscales inside itself: too late to clip fp16-scaled gradients
+        optimizer = build_optimizer(self, optim)
         scheduler = build_scheduler(optimizer, self.optim.get("scheduler", {}), self.trainer.estimated_stepping_batches)
         if scheduler is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+    def configure_gradient_clipping(self, optimizer: Any, gradient_clip_val: float | None = None,
+                                    gradient_clip_algorithm: str | None = None) -> None:
+        """Clip as Lightning does (the Trainer's `gradient_clip_val` and algorithm), also for an optimizer that
+        unscales its own gradients (fused AdamW) when no GradScaler scaled them (bf16-mixed, 32-true).
+
+        Lightning refuses that case under its AMP plugin, bf16 included (FACTS.md, "Fused AdamW with
+        clipping"), although without a scaler the gradients are the true ones. Here they are clipped
+        with the plugin's own clip functions, the ones Lightning calls for other optimizers.
+        """
+        if gradient_clip_val and getattr(optimizer, "_step_supports_amp_scaling", False) and self._grad_scaler() is None:
+            precision = self.trainer.precision_plugin
+            if gradient_clip_algorithm == "value":
+                precision.clip_grad_by_value(optimizer, gradient_clip_val)
+            else:
+                precision.clip_grad_by_norm(optimizer, gradient_clip_val)
+            return
+        super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
+
+    def _grad_scaler(self) -> Any:
+        """Return the Trainer's GradScaler (fp16 mixed precision), or None."""
+        return getattr(self.trainer.precision_plugin, "scaler", None)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Plain containers only, so that torch.load(weights_only=True) reads every checkpoint.

@@ -1,5 +1,7 @@
 """The callbacks of a zoo run, built from the `callbacks` config section by `build_callbacks`.
 
+- the fast path (zoo/training/fastpath.py): several optimizer steps per Lightning loop iteration,
+  first in the list, and the progress bar that follows it;
 - checkpoints (zoo/training/checkpoint.py), exact resume (zoo/training/resume.py);
 - `FiniteLoss`: a NaN or infinite training loss stops the run with one line, before bad weights
   are saved;
@@ -24,18 +26,22 @@ from lightning.pytorch.utilities import rank_zero_only
 from zoo.errors import ZooError
 from zoo.evaluation.quality import SampleQuality, feature_comparison
 from zoo.training.checkpoint import checkpoint_callbacks
+from zoo.training.fastpath import ChunkProgressBar, FastPath
 from zoo.training.resume import ResumeState
 
 
 def build_callbacks(cfg: dict[str, Any], model: Any, run_dir: Path, has_logger: bool) -> list[L.Callback]:
-    """Return the callbacks of a run: checkpoints, exact resume, the NaN guard, samples, and as asked
-    the LR monitor and early stopping; a generative model gets the sample-quality evaluator too."""
+    """Return the callbacks of a run: the fast path, checkpoints, exact resume, the NaN guard, samples,
+    and as asked the LR monitor and early stopping; a generative model gets the sample-quality evaluator too."""
     from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor
 
     cb = cfg["callbacks"]
     samples, guard, resume = Samples(cb["samples_every_n_epochs"]), FiniteLoss(), ResumeState()
     checkpoints = checkpoint_callbacks(cfg, model, run_dir, resume, guard)
-    callbacks = [*checkpoints, samples, resume, guard]
+    # The fast path first: the callbacks after it see each chunk's last batch in on_train_batch_end.
+    callbacks = [FastPath(cfg.get("fast_path", "auto")), *checkpoints, samples, resume, guard]
+    if cfg["trainer"].get("enable_progress_bar", True):
+        callbacks.append(ChunkProgressBar())
     if callable(getattr(model, "sample", None)):
         callbacks.append(SampleQuality())
     if cb["lr_monitor"] and has_logger:

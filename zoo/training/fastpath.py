@@ -1,0 +1,246 @@
+"""The fast path: many optimizer steps per Lightning loop iteration, with the ordinary loop's results.
+
+Lightning's training loop costs about 0.7 ms of host Python per batch: hooks called on every
+callback, progress counters, the data fetcher, the logger connector. For a small model that is
+as much as the step itself. Most of that work does nothing on most batches: no log is due, no
+checkpoint, no validation. The fast path skips it there and only there.
+
+How a chunk runs:
+
+- Lightning runs a batch as usual. In that batch's `on_train_batch_end`, `FastPath` asks
+  Lightning's own predicates whether anything would happen at the end of this batch or at the
+  start of the next one: a log flush (`log_every_n_steps`; the LR monitor logs at a batch
+  start), a checkpoint every N steps, a validation check, `max_steps`, the end of the epoch,
+  `should_stop`.
+- If nothing would, it pulls the next batch from Lightning's own data fetcher and trains on it
+  with Lightning's own per-batch optimisation (`_AutomaticOptimization.run`: `training_step`,
+  `zero_grad`, backward, gradient clipping, accumulation, the optimizer step and their hooks,
+  DDP's gradient sync). It steps the LR schedulers and advances every counter exactly as the
+  loop would: batch progress, `_batches_that_stepped`, the fetcher, the logger connector.
+- It repeats until something is due. The last batch of the chunk then finishes through
+  Lightning's loop, so its `on_train_batch_end` hooks, log flush, validation and checkpoints see
+  the same state as in the ordinary loop.
+- Validation does the same with `validation_step`, so an epoch's validation is one pass of the
+  loop whatever its number of batches.
+
+The effect: the same weights, optimizer states, logs and checkpoints (loop state included) as the
+ordinary loop, bit for bit on the CPU, with `on_train_batch_start/end` and
+`on_validation_batch_start/end` called once per chunk instead of once per batch
+(tests/test_fastpath.py). The per-step hooks (`on_before_backward`, `on_before_optimizer_step`,
+...) still run at every step, so the NaN guard checks every loss.
+
+It falls back to the ordinary loop, and says why in one line at start-up, where it cannot prove
+the same results: a callback or model hook that acts on every batch, manual optimisation (the
+GAN), data not served by zoo's in-memory loader, wall-clock limits (`max_time`, time-based
+validation or checkpoints), a strategy it was not checked with. `fast_path: on` forces it past
+the reasons that only concern batch hooks; `fast_path: off` always takes the ordinary loop.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, RichProgressBar, TQDMProgressBar
+from lightning.pytorch.strategies import DDPStrategy, SingleDeviceStrategy
+from lightning.pytorch.trainer import call
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from lightning.pytorch.utilities.model_helpers import is_overridden
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
+from lightning.pytorch.utilities.signature_utils import is_param_in_hook_signature
+
+from zoo.data.base import InMemoryLoader
+from zoo.errors import ConfigError
+from zoo.training.config import fast_path_mode
+from zoo.training.resume import ResumeState
+
+TRAIN_BATCH_HOOKS = ("on_train_batch_start", "on_train_batch_end")
+VAL_BATCH_HOOKS = ("on_validation_batch_start", "on_validation_batch_end")
+# Hooks Lightning's per-batch optimisation calls itself, so they run at every step inside a chunk too.
+STEP_HOOKS = ("on_before_zero_grad", "on_before_backward", "on_after_backward", "on_before_optimizer_step")
+# Callbacks whose batch hooks the chunk boundaries account for (checkpoints every N steps, logging at
+# flush steps), that only record state read at a boundary (ResumeState), or that only draw (progress bars).
+KNOWN_TRAIN = (ModelCheckpoint, LearningRateMonitor, ResumeState, TQDMProgressBar, RichProgressBar)
+KNOWN_VAL = (TQDMProgressBar, RichProgressBar)
+
+
+def blockers(trainer: L.Trainer, module: Any, own: tuple[L.Callback, ...] = ()) -> tuple[str | None, str | None]:
+    """Return (hard, soft): why the fast path cannot run at all, and why it cannot prove the same results."""
+    name = getattr(type(module), "registry_name", type(module).__name__)
+    if not module.automatic_optimization:
+        return f"model '{name}' optimises manually in its training_step", None
+    if trainer.fast_dev_run:
+        return "fast_dev_run runs single batches", None
+    loader = trainer.train_dataloader
+    if not isinstance(loader, InMemoryLoader):
+        return None, f"the train loader ({type(loader).__name__}) streams its data; the fast path is for data in memory"
+    for hook in TRAIN_BATCH_HOOKS:
+        if is_overridden(hook, module):
+            return None, f"model '{name}' runs {hook} at every batch"
+    for cb in (cb for cb in trainer.callbacks if cb not in own):
+        if getattr(cb, "_train_time_interval", None) or type(cb).__name__ == "Timer":
+            return None, f"callback {type(cb).__name__} acts on wall-clock time"
+        hooks = [h for h in TRAIN_BATCH_HOOKS if is_overridden(h, cb)]
+        if hooks and not isinstance(cb, KNOWN_TRAIN):
+            return None, f"callback {type(cb).__name__} runs {hooks[0]} at every batch"
+    if trainer._val_check_time_interval is not None:
+        return None, "val_check_interval is a wall-clock time"
+    if not isinstance(trainer.strategy, (SingleDeviceStrategy, DDPStrategy)):
+        return None, f"strategy {type(trainer.strategy).__name__} is not checked with the fast path"
+    return None, None
+
+
+class FastPath(L.Callback):
+    """Runs the batches between two of Lightning's per-batch events as one loop iteration (see the module doc).
+
+    Keep it first among the callbacks: the ones after it see each chunk's end in `on_train_batch_end`.
+    """
+
+    def __init__(self, mode: str = "auto") -> None:
+        self.mode = fast_path_mode(mode)
+        self.train = self.val = False  # chunking of training batches / of validation batches, decided at start
+        self.running = False  # True while the batches after a chunk's first run (tests read it)
+        self.batches = 0  # batches that ran inside chunks, for the record
+
+    # -- the decision -----------------------------------------------------------------------------
+    def on_train_start(self, trainer: L.Trainer, pl_module: Any) -> None:
+        hard, soft = blockers(trainer, pl_module, (self,)) if self.mode != "off" else (None, "fast_path=off")
+        if hard and self.mode == "on":
+            raise ConfigError(f"fast_path=on cannot run: {hard}; use fast_path=auto or off")
+        self.train = not hard and (not soft or self.mode == "on")
+        val_hooks = [cb for cb in trainer.callbacks if cb is not self and any(is_overridden(h, cb) for h in VAL_BATCH_HOOKS)]
+        self.val = self.train and not any(is_overridden(h, pl_module) for h in VAL_BATCH_HOOKS) and all(
+            isinstance(cb, KNOWN_VAL) for cb in val_hooks)
+        # Lightning formats a profiler label for every callback at every hook, implemented or not: inside a
+        # chunk, `trainer.callbacks` lists only those with a per-step hook (and this one, for whoever looks for it).
+        self._step_callbacks = [cb for cb in trainer.callbacks
+                                if cb is self or any(is_overridden(h, cb) for h in STEP_HOOKS)]
+        self._takes_batch_idx = is_param_in_hook_signature(pl_module.training_step, "batch_idx", min_args=2)
+        self._checkpoints = [cb for cb in trainer.callbacks if isinstance(cb, ModelCheckpoint)]
+        if self.train:
+            how = "validation batches too" if self.val else "validation batch by batch"
+            line = f"on: optimizer steps run in chunks between Lightning's per-batch events ({how})"
+            line += f"; forced although {soft}" if soft else "; fast_path=off for the ordinary loop"
+        else:
+            line = f"off: {hard or soft}"
+        rank_zero_only(print)(f"zoo: fast path {line}")
+
+    # -- training ---------------------------------------------------------------------------------
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: Any, *args: Any) -> None:
+        if self.train and not self.running and not self._due(trainer):
+            callbacks, trainer.callbacks = trainer.callbacks, self._step_callbacks
+            self.running = True
+            try:
+                self._train_chunk(trainer)
+            finally:
+                trainer.callbacks, self.running = callbacks, False
+
+    def _due(self, trainer: L.Trainer) -> bool:
+        """Return True when Lightning or a callback acts at the end of this batch or the start of the next."""
+        loop = trainer.fit_loop.epoch_loop
+        if trainer.should_stop or loop._is_training_done or loop._should_check_val_fx(trainer.fit_loop._data_fetcher):
+            return True
+        steps = not loop._should_accumulate()
+        if steps and trainer._logger_connector.should_update_logs:  # a flush after this batch
+            return True
+        every = trainer.log_every_n_steps  # ... or at the next batch's start, where the LR monitor logs
+        if every and (loop._batches_that_stepped + steps + 1) % every == 0:
+            return True
+        step = trainer.global_step
+        return any(cb._every_n_train_steps >= 1 and step % cb._every_n_train_steps == 0
+                   and not cb._should_skip_saving_checkpoint(trainer) for cb in self._checkpoints)
+
+    def _train_chunk(self, trainer: L.Trainer) -> None:
+        """Train on the following batches until one is due, as `_TrainingEpochLoop.advance` and
+        `on_advance_end` would, without the batch hooks that have nothing to do there."""
+        loop, fetcher, logs = trainer.fit_loop.epoch_loop, trainer.fit_loop._data_fetcher, trainer._logger_connector
+        progress, module = loop.batch_progress, trainer.lightning_module
+        while True:
+            # the rest of this batch's advance() and on_advance_end() (its validation check is not due)
+            logs.on_batch_end()
+            progress.increment_completed()
+            logs.update_train_step_metrics()
+            loop.update_lr_schedulers("step", update_plateau_schedulers=True)
+            if not loop._should_accumulate():
+                loop._batches_that_stepped += 1
+            loop._save_loggers_on_train_batch_end()
+            if trainer.received_sigterm:
+                raise SIGTERMException
+            loop.on_iteration_done()
+            # the next batch's advance(); DDP's per-batch SIGTERM broadcast is skipped on every rank alike
+            loop.val_loop.restarting = False
+            batch, _, _ = next(fetcher)
+            batch_idx = loop.batch_idx + 1
+            progress.is_last_batch = fetcher.done
+            batch = trainer.precision_plugin.convert_input(batch)
+            batch = module._on_before_batch_transfer(batch, dataloader_idx=0)
+            batch = call._call_strategy_hook(trainer, "batch_to_device", batch, dataloader_idx=0)
+            progress.increment_ready()
+            logs.on_batch_start(batch)
+            call._call_strategy_hook(trainer, "on_train_batch_start", batch, batch_idx)
+            progress.increment_started()
+            kwargs = OrderedDict(batch=batch, batch_idx=batch_idx) if self._takes_batch_idx else OrderedDict(batch=batch)
+            with trainer.profiler.profile("run_training_batch"):
+                loop.automatic_optimization.run(trainer.optimizers[0], batch_idx, kwargs)
+            progress.increment_processed()
+            loop.update_lr_schedulers("step", update_plateau_schedulers=False)
+            if loop._num_ready_batches_reached():
+                loop.update_lr_schedulers("epoch", update_plateau_schedulers=False)
+            self.batches += 1
+            if self._due(trainer):
+                return
+
+    # -- validation -------------------------------------------------------------------------------
+    def on_validation_batch_end(self, trainer: L.Trainer, pl_module: Any, *args: Any) -> None:
+        val_loop = trainer.fit_loop.epoch_loop.val_loop
+        if self.val and not self.running and not val_loop._data_fetcher.done and val_loop.num_dataloaders == 1:
+            self.running = True
+            try:
+                self._validate_chunk(trainer, val_loop)
+            finally:
+                self.running = False
+
+    def _validate_chunk(self, trainer: L.Trainer, val_loop: Any) -> None:
+        """Run the remaining validation batches as `_EvaluationLoop.run` and `_evaluation_step` would,
+        without the batch hooks (only progress bars implement them here)."""
+        fetcher, logs, progress = val_loop._data_fetcher, trainer._logger_connector, val_loop.batch_progress
+        while not fetcher.done:
+            # the rest of this batch's _evaluation_step()
+            logs.on_batch_end()
+            progress.increment_completed()
+            if not trainer.sanity_checking:
+                val_loop._has_run = True
+                logs.update_eval_step_metrics(val_loop._seen_batches_per_dataloader[0])
+                val_loop._seen_batches_per_dataloader[0] += 1
+            if trainer.received_sigterm:
+                raise SIGTERMException
+            val_loop.on_iteration_done()
+            # the next batch
+            batch, batch_idx, _ = next(fetcher)
+            progress.is_last_batch = fetcher.done
+            batch = trainer.precision_plugin.convert_input(batch)
+            batch = trainer.lightning_module._on_before_batch_transfer(batch, dataloader_idx=0)
+            batch = call._call_strategy_hook(trainer, "batch_to_device", batch, dataloader_idx=0)
+            kwargs = val_loop._build_kwargs(batch, batch_idx, None)
+            progress.increment_ready()
+            logs.on_batch_start(batch, None)
+            progress.increment_started()
+            call._call_strategy_hook(trainer, "validation_step", *val_loop._build_step_args_from_hook_kwargs(
+                kwargs, "validation_step"))
+            progress.increment_processed()
+            self.batches += 1
+
+
+class ChunkProgressBar(TQDMProgressBar):
+    """Lightning's progress bar, placed by the loop's own batch index rather than the hook's argument,
+    which inside a chunk names the chunk's first batch."""
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, trainer.fit_loop.epoch_loop.batch_idx)
+
+    def on_validation_batch_end(self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int,
+                                dataloader_idx: int = 0) -> None:
+        if trainer.state.fn == "fit":
+            batch_idx = trainer.fit_loop.epoch_loop.val_loop.batch_progress.current.ready - 1
+        super().on_validation_batch_end(trainer, pl_module, outputs, batch, batch_idx, dataloader_idx)
