@@ -64,32 +64,35 @@ def assert_same_checkpoint(a: Path, b: Path) -> None:
     assert ca["zoo"]["logs"] == cb["zoo"]["logs"]
 
 
+# (experiment, overrides, whether the chunk's batches take the direct calls or Lightning's own optimisation loop)
 CASES = [
     # cosine warm-up scheduler, LR monitor, CSV logs, best/last checkpoints, dropout: the shipped recipe
-    pytest.param("digits_cnn", ["trainer.max_epochs=3"], id="recipe"),
-    # every event inside an epoch: logs every 3 steps, checkpoints every 5, validation every 7 batches, clipping
+    pytest.param("digits_cnn", ["trainer.max_epochs=3"], True, id="recipe"),
+    # every event inside an epoch: logs every 3 steps, checkpoints every 5, validation every 7 batches;
+    # clipping under bf16 autocast
     pytest.param("digits_cnn", ["trainer.max_epochs=2", "trainer.log_every_n_steps=3", "trainer.val_check_interval=7",
-                                "callbacks.checkpoint.every_n_train_steps=5", "trainer.gradient_clip_val=0.05"],
-                 id="events"),
+                                "callbacks.checkpoint.every_n_train_steps=5", "trainer.gradient_clip_val=0.05",
+                                "trainer.precision=bf16-mixed"], True, id="events"),
     # accumulation over 3 batches, max_steps mid-epoch, validation by a global batch count across epochs
     pytest.param("digits_cnn", ["trainer.max_steps=17", "trainer.accumulate_grad_batches=3", "trainer.log_every_n_steps=2",
                                 "trainer.check_val_every_n_epoch=null", "trainer.val_check_interval=25",
-                                "trainer.gradient_clip_algorithm=value", "trainer.gradient_clip_val=0.01"],
+                                "trainer.gradient_clip_algorithm=value", "trainer.gradient_clip_val=0.01"], False,
                  id="accumulate"),
     # a regression task (per-batch MSE/MAE/R2 updates) with early stopping
     pytest.param("diabetes_mlp", ["trainer.max_epochs=4", "callbacks.early_stopping.enabled=true",
-                                  "callbacks.early_stopping.patience=1"], id="regression"),
+                                  "callbacks.early_stopping.patience=1"], True, id="regression"),
 ]
 
 
-@pytest.mark.parametrize("experiment,overrides", CASES)
-def test_fast_path_gives_the_ordinary_loops_results(experiment, overrides, tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("experiment,overrides,direct", CASES)
+def test_fast_path_gives_the_ordinary_loops_results(experiment, overrides, direct, tmp_path, monkeypatch, capsys):
     ordinary = train(tmp_path, experiment, "off", overrides, monkeypatch)
     fast = train(tmp_path, experiment, "on", overrides, monkeypatch)
     out = capsys.readouterr().out
     assert "zoo: fast path off: fast_path=off" in out
     assert "zoo: fast path on: optimizer steps run in chunks" in out and "forced" not in out
     assert ordinary["fast"].batches == 0 and fast["fast"].batches > 0, "the fast path ran batches inside chunks"
+    assert fast["fast"]._direct == direct
 
     run_a, run_b = Path(ordinary["run_dir"]), Path(fast["run_dir"])
     for name in ("last.ckpt", "best.ckpt"):

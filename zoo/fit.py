@@ -105,6 +105,7 @@ def fit(cfg: dict[str, Any], run_dir: Path | None = None) -> dict[str, Any]:
     from zoo.errors import ConfigError
     from zoo.training.callbacks import build_callbacks
     from zoo.training.checkpoint import AtomicCheckpointIO
+    from zoo.training.fastpath import skip_failing_nvml_probe
     from zoo.training.loggers import build_loggers, finish_loggers, quiet_lightning, start_loggers
     from zoo.training.resume import prepare_resume
 
@@ -115,6 +116,7 @@ def fit(cfg: dict[str, Any], run_dir: Path | None = None) -> dict[str, Any]:
             raise ConfigError(f"Cannot resume: {resume_ckpt} not found")
     run_dir = run_dir or new_run_dir(cfg)
     quiet_lightning()
+    skip_failing_nvml_probe()
     L.seed_everything(cfg["seed"], workers=True, verbose=False)
     datamodule, model = build_data_and_model(cfg)
     cursor = prepare_resume(resume_ckpt) if resume_ckpt else {}  # where the killed run's logs stopped
