@@ -31,10 +31,12 @@ from zoo.training.loggers import log_cursor
 def rng_state() -> dict[str, Any]:
     """Return the global RNG states as plain containers and tensors (loadable with weights_only=True)."""
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, words, python_gauss = random.getstate()
     state = {
         "torch": torch.get_rng_state(),
         "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
-        "python": random.getstate(),
+        # The 625 words as one tensor, not 625 ints: one object for the pickler instead of 625 at every save.
+        "python": [version, torch.tensor(words, dtype=torch.int64), python_gauss],
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -46,7 +48,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     kind, keys, pos, has_gauss, gauss = state["numpy"]
     np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
-    random.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in state["python"]))
+    version, words, gauss = state["python"]  # words: a tensor, or (checkpoints before it was one) a list of ints
+    random.setstate((version, tuple(words.tolist() if isinstance(words, torch.Tensor) else words), gauss))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
