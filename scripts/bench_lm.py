@@ -206,20 +206,19 @@ def main(argv: list[str] | None = None) -> None:
               f"hand {hand_tps[-1]:,.0f} tok/s ({secs['hand'] / p['steps'] * 1e3:.1f} ms/step)  ratio {ratios[-1]:.3f}")
     print(f"median tokens/s: zoo {statistics.median(zoo_tps):,.0f}  hand {statistics.median(hand_tps):,.0f}")
     print(f"median ratio zoo/hand (step time): {statistics.median(ratios):.3f}")
-    summary = {"bench": "lm", "device": str(device), "preset": args.preset or "default", "precision": args.precision,
+    # MFU on every device, through the same code: the GPU's name picks its peak (a CPU has none; --peak-tflops sets one)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    peak = args.peak_tflops * 1e12 if args.peak_tflops else next((v for k, v in PEAK_BF16.items() if k in name), None)
+    utils = {}
+    for label, tps in (("zoo", statistics.median(zoo_tps)), ("hand", statistics.median(hand_tps))):
+        achieved, util = mfu(n_params, p, tps, peak)
+        utils[label] = None if util is None else round(util, 4)
+        util_s = f"MFU {util * 100:.1f}%" if util is not None else "MFU unknown (no peak for this device: --peak-tflops)"
+        print(f"{label}: {achieved / 1e12:.3f} TFLOP/s on {name}: {util_s}")
+    summary = {"bench": "lm", "device": name, "preset": args.preset or "default", "precision": args.precision,
                "compile": args.compile, "batch": p["B"], "T": p["T"], "params_m": round(n_params / 1e6, 2),
                "tokens_per_s": {"zoo": round(statistics.median(zoo_tps)), "hand": round(statistics.median(hand_tps))},
-               "zoo/hand": round(statistics.median(ratios), 4), "mfu": None}
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-        peak = args.peak_tflops * 1e12 if args.peak_tflops else next((v for k, v in PEAK_BF16.items() if k in name),
-                                                                       None)
-        for label, tps in (("zoo", statistics.median(zoo_tps)), ("hand", statistics.median(hand_tps))):
-            achieved, util = mfu(n_params, p, tps, peak)
-            util_s = f"MFU {util * 100:.1f}%" if util is not None else "MFU unknown (pass --peak-tflops)"
-            print(f"{label}: {achieved / 1e12:.1f} TFLOP/s on {name}: {util_s}")
-            summary["mfu"] = {**(summary["mfu"] or {}), label: None if util is None else round(util, 4)}
-        summary["gpu"] = name
+               "mfu": utils, "zoo/hand": round(statistics.median(ratios), 4)}
     print(json.dumps(summary))
 
 

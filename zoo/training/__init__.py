@@ -2,6 +2,7 @@
 
 - config.py: the config schema, YAML loading and validation;
 - callbacks.py: the callbacks of a run (`build_callbacks`), the NaN guard and the sample writer;
+- fastpath.py: several optimizer steps per Lightning loop iteration, with the ordinary loop's results;
 - checkpoint.py: every saving decision: best/last checkpoints, atomic writes, what a checkpoint holds;
 - resume.py: exact resume (RNG states and logger cursors);
 - loggers.py: csv, tensorboard and wandb loggers that continue a resumed run;

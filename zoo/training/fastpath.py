@@ -112,7 +112,7 @@ def direct_setup(trainer: L.Trainer, module: Any) -> bool:
             and trainer.accumulate_grad_batches == 1 and len(trainer.optimizers) == 1 and not loop._skip_backward
             and not any(is_overridden(hook, module) for hook in DEFAULT_STEP_HOOKS)
             and not is_overridden("on_train_batch_start", trainer.strategy, Strategy)
-            and isinstance(trainer.profiler, PassThroughProfiler))
+            and isinstance(trainer.profiler, PassThroughProfiler) and "_current_fx_name" in vars(module))
 
 
 def batches_in_place(trainer: L.Trainer, module: Any) -> bool:
@@ -231,8 +231,8 @@ class FastPath(L.Callback):
                 loop.update_lr_schedulers("step", update_plateau_schedulers=True)
             if direct or not loop._should_accumulate():
                 loop._batches_that_stepped += 1
-            if trainer.received_sigterm:
-                raise SIGTERMException
+            if trainer.received_sigterm and trainer.world_size == 1:  # (with DDP, Lightning's next loop iteration
+                raise SIGTERMException                                    # broadcasts it, so all ranks stop together)
             loop.on_iteration_done()
             # The next batch. DDP's per-batch SIGTERM broadcast is skipped, on every rank alike.
             batch, _, _ = next(fetcher)
@@ -329,7 +329,7 @@ class FastPath(L.Callback):
                 val_loop._has_run = True
                 logs.update_eval_step_metrics(val_loop._seen_batches_per_dataloader[0])
                 val_loop._seen_batches_per_dataloader[0] += 1
-            if trainer.received_sigterm:
+            if trainer.received_sigterm:  # as _evaluation_step: each rank on its own
                 raise SIGTERMException
             val_loop.on_iteration_done()
             batch, batch_idx, _ = next(fetcher)
