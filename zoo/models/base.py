@@ -213,8 +213,8 @@ class TaskModel(ZooModel):
         out, loss = self.forward_loss(x, y, keep)
         if self.spec.task == "language_modeling":
             count = (y != self.ignore_index).sum()
-        else:
-            count = torch.tensor(y.shape[0], device=y.device)
+        else:  # filled on the device: torch.tensor(n, device=cuda) would copy from the host and wait for the GPU
+            count = torch.full((), y.shape[0], device=y.device)
         correct = (out.argmax(-1) == y).sum() if self.spec.task == "classification" else torch.zeros_like(count)
         self.metrics[f"{stage}_totals"].update(torch.stack([loss.detach() * count, count, correct]))
         if stage != "train" and self.spec.task != "language_modeling":
