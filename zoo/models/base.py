@@ -90,6 +90,13 @@ class ZooModel(L.LightningModule):
         """Apply `torch.compile` to the hot path of a training step (`model.compile=true`): here, `forward`."""
         self.compile()
 
+    def logs_this_step(self) -> bool:
+        """Return True in the training steps after which Lightning writes step metrics to the loggers (the
+        last of every `trainer.log_every_n_steps` optimizer steps): a value logged in another step is
+        replaced, or dropped at the epoch's end, before anything writes it."""
+        every = self.trainer.log_every_n_steps
+        return bool(every) and (self.global_step + 1) % every == 0
+
     # -- Lightning steps: each stage runs `_shared_step(batch, stage)` per batch, `_log_epoch(stage)` at its end
     def _shared_step(self, batch: Any, stage: str) -> torch.Tensor | None:
         """Return the loss of a batch in `stage` ("train", "val" or "test") and update that stage's metrics."""
@@ -221,7 +228,7 @@ class TaskModel(ZooModel):
             preds = out.argmax(-1) if self.spec.task == "classification" else self.to_prediction(out)
             target = y.view(out.shape[0], -1).float() if self.spec.task == "regression" else y
             self.metrics[f"{stage}_task"].update(preds, target)
-        if stage == "train" and self.global_step % self.trainer.log_every_n_steps == 0:
+        if stage == "train" and self.logs_this_step():
             self.log("train/loss_step", loss.detach(), prog_bar=True, on_step=True, on_epoch=False)
         return loss
 
