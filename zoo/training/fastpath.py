@@ -12,11 +12,14 @@ How a chunk runs:
   start of the next one: a log flush (`log_every_n_steps`; the LR monitor logs at a batch
   start), a checkpoint every N steps, a validation check, `max_steps`, the end of the epoch,
   `should_stop`.
-- If nothing would, it pulls the next batch from Lightning's own data fetcher and trains on it
-  with Lightning's own per-batch optimisation (`_AutomaticOptimization.run`: `training_step`,
-  `zero_grad`, backward, gradient clipping, accumulation, the optimizer step and their hooks,
-  DDP's gradient sync). It steps the LR schedulers and advances every counter exactly as the
-  loop would: batch progress, `_batches_that_stepped`, the fetcher, the logger connector.
+- If nothing would, it pulls the next batch from Lightning's own data fetcher and trains on it as
+  Lightning's per-batch optimisation does (`training_step`, `zero_grad`, backward, gradient
+  clipping, accumulation, the optimizer step and their hooks, DDP's gradient sync): through
+  `_AutomaticOptimization.run` itself, or, in the common setup (`direct_setup`: one device, no
+  accumulation, no GradScaler, default optimisation hooks), by making the same calls directly
+  (`FastPath._step`). It steps the LR schedulers and advances every counter exactly as the loop
+  would: batch progress, `_batches_that_stepped`, the optimizer's counts, the fetcher, the logger
+  connector.
 - It repeats until something is due. The last batch of the chunk then finishes through
   Lightning's loop, so its `on_train_batch_end` hooks, log flush, validation and checkpoints see
   the same state as in the ordinary loop.
