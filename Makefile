@@ -1,12 +1,13 @@
 # Two commands for a fresh machine with only Python installed:
 #   make demo   - create .venv, install zoo, train configs/experiment/digits_cnn.yaml, print metrics + run dir
-#   make test   - create .venv, install zoo with test extras, run the whole test suite
+#   make test   - create .venv, install zoo with test extras (and Chromium for the browser test, as root on
+#                 Debian), run the whole test suite
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-fast lint docs bench clean
+.PHONY: install browser demo test test-fast lint docs bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +19,10 @@ install: $(STAMP)
 demo: install
 	$(PY) -m zoo.fit --config configs/experiment/digits_cnn.yaml
 
-test: install
+browser:  # Debian's Chromium for the browser test of `zoo serve`, when missing and this machine can install it
+	@sh scripts/install_browser.sh
+
+test: install browser
 	$(PY) -m pytest -n auto
 
 test-fast: install

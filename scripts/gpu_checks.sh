@@ -10,6 +10,8 @@
 # 3. digits_cnn trained on the GPU (issue 3)
 # 4. bench_generative: DCGAN and conv VAE on 28x28 digits, GPU vs CPU steps/s (issue 5)
 # 5. digits_gan trained on the GPU (issue 5)
+# 6. bench_vision: cifar10_resnet on 50k synthetic 3x32x32 images, one epoch, zoo vs a hand loop (issue 12)
+# 7. zoo tune's batch-size finder on the GPU (issue 15; digits is small: it stops at the train split)
 # Each step has its own time limit, so one slow step does not hide the others' figures.
 set -u
 out=${1:-${OUT:-gpu-checks}}
@@ -39,4 +41,7 @@ step digits_cnn_gpu 90 python3 -m zoo.fit --config configs/experiment/digits_cnn
 step bench_generative 90 python3 scripts/bench_generative.py
 step digits_gan_gpu 80 python3 -m zoo.fit --config configs/experiment/digits_gan.yaml trainer.accelerator=gpu \
   trainer.enable_progress_bar=false run.dir="$out/runs"
+step bench_vision_gpu 240 python3 scripts/bench_vision.py --n 50000 --epochs 1 --repeats 2 --device cuda
+step tune_batch_size_gpu 120 python3 -m zoo tune --config configs/experiment/digits_cnn.yaml --batch-size \
+  trainer.accelerator=gpu trainer.enable_progress_bar=false run.dir="$out/runs"
 rm -rf "$out/runs"

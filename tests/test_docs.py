@@ -34,6 +34,16 @@ def test_readme_tables_are_current():
     assert match.group(1).strip() == markdown_tables().strip(), "README tables are stale: run `make docs`"
 
 
+def test_readme_lists_every_pretrained_entry_with_its_metrics():
+    """The README's pretrained table is generated from the cards (`make docs`)."""
+    from zoo.hub.cards import markdown_table
+
+    readme = (ROOT / "README.md").read_text()
+    match = re.search(r"<!-- pretrained:start -->\n(.*?)<!-- pretrained:end -->", readme, flags=re.DOTALL)
+    assert match, "README.md lost its pretrained-table markers"
+    assert match.group(1).strip() == markdown_table().strip(), "README's pretrained table is stale: run `make docs`"
+
+
 def test_readme_starts_with_the_two_setup_commands():
     readme = (ROOT / "README.md").read_text()
     head = readme[: readme.find("## ", readme.find("## ") + 1)]

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tests.conftest import FAST_TRAINER, ROOT
-from zoo.cli.listing import COLUMNS, in_column
+from zoo.cli.index import COLUMNS, in_column
 from zoo.errors import ConfigError, ZooError
 from zoo.evaluation import quality
 from zoo.fit import build_data_and_model, fit

@@ -47,14 +47,6 @@ def test_build_passes_kwargs():
     assert model.body[0].out_features == 7
 
 
-@pytest.fixture
-def fresh_models(monkeypatch):
-    """The global model registry, reset so that plugins load again; restored afterwards."""
-    monkeypatch.setattr(MODELS, "_classes", dict(MODELS._classes))
-    monkeypatch.setattr(MODELS, "_loaded", False)
-    return MODELS
-
-
 def write_plugin(root, dist: str, entry: str, module: str, source: str) -> None:
     """Write an installed-distribution layout (dist-info + module) under `root`."""
     info = root / f"{dist}-1.0.dist-info"
@@ -64,16 +56,17 @@ def write_plugin(root, dist: str, entry: str, module: str, source: str) -> None:
     (root / f"{module}.py").write_text(textwrap.dedent(source))
 
 
-def test_entry_point_plugin(tmp_path, monkeypatch, fresh_models):
-    write_plugin(tmp_path, "zoo_plugin_demo", "tiny", "zoo_plugin_demo_mod", """
+def linear_plugin(name: str) -> str:
+    """Return the source of a plugin module that registers a one-layer model as `name`."""
+    return textwrap.dedent(f"""
         from torch import nn
         from zoo.registry import MODELS
         from zoo.models.base import TaskModel
 
-        @MODELS.register("tiny_linear")
+        @MODELS.register("{name}")
         class TinyLinear(TaskModel):
             '''A single linear layer, shipped by a third-party package.'''
-            supports = frozenset({("tabular", "classification")})
+            supports = frozenset({{("tabular", "classification")}})
 
             def __init__(self, spec, *, bias: bool = True, optim=None):
                 super().__init__(spec, optim)
@@ -83,6 +76,10 @@ def test_entry_point_plugin(tmp_path, monkeypatch, fresh_models):
             def forward(self, x):
                 return self.fc(self.standardize(x))
     """)
+
+
+def test_entry_point_plugin(tmp_path, monkeypatch, fresh_models):
+    write_plugin(tmp_path, "zoo_plugin_demo", "tiny", "zoo_plugin_demo_mod", linear_plugin("tiny_linear"))
     monkeypatch.syspath_prepend(str(tmp_path))
     assert "tiny_linear" in fresh_models.names()
     model = fresh_models.build("tiny_linear", spec=DATA.build("iris").spec.to_dict())

@@ -49,3 +49,12 @@ def test_bench_generative_prints_steps_per_second():
     out = run_script("scripts/bench_generative.py", "--steps", "2", "--warmup", "1", "--size", "12",
                      "--batch-size", "32", "--devices", "cpu")
     assert re.search(r"gan\s+\d+\.\d+", out) and re.search(r"vae\s+\d+\.\d+", out), out
+
+
+def test_bench_vision_prints_images_per_second_ratio_and_json():
+    out = run_script("scripts/bench_vision.py", "--n", "100", "--repeats", "1", "--warmup", "0", "--batch-size", "32",
+                     "--device", "cpu")
+    assert re.search(r"zoo\s+[\d,]+ images/s", out) and re.search(r"hand\s+[\d,]+ images/s", out), out
+    assert re.search(r"ratio zoo/hand \(time\): median \d+\.\d+", out), out
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["bench"] == "vision" and result["n"] == 100 and result["ratio_zoo_over_hand"] > 0

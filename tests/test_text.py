@@ -9,7 +9,8 @@ import torch
 
 from tests.conftest import FAST_TRAINER
 from zoo.data.names import Names, NamesGender, names_by_gender, read_census
-from zoo.data.text import TextCSV, TextFile, example_reviews
+from zoo.data.text import TextFile
+from zoo.data.text_csv import TextCSV, example_reviews
 from zoo.data.tokenizer import build_tokenizer, decode, encode, encode_padded, load_tokenizer, special_id
 from zoo.errors import ConfigError, ZooError
 from zoo.fit import fit
@@ -118,6 +119,62 @@ def test_text_file_split_is_contiguous_and_blocks_shift_by_one(tmp_path):
     assert numbers[0][0] == 0 and max(numbers[0]) < min(numbers[1]) and max(numbers[1]) < min(numbers[2])
     assert max(numbers[2]) >= 480  # the test part is the end of the text
     assert len(TextFile(path=str(path), block_size=16, stride=4).split("train")[0]) > 3 * len(dm.split("train")[0])
+
+
+def generated_names(n: int = 600, seed: int = 0) -> list[str]:
+    """Return `n` made-up names of 2 to 4 syllables, unique and sorted (as name lists usually come)."""
+    import random
+
+    rng = random.Random(seed)
+    syllables = [c + v for c in "bdklmnrstvz" for v in "aeiou"] + ["ann", "el", "ia", "on"]
+    names: set[str] = set()
+    while len(names) < n:
+        names.add("".join(rng.choice(syllables) for _ in range(rng.randint(2, 4))))
+    return sorted(names)
+
+
+def test_text_file_lines_are_whole_examples_split_by_line(tmp_path):
+    """unit=line: every line is one `<bos> line <eos>` sequence, never running into the next, and the
+    split is a seeded draw of lines, not the (sorted) file's tail."""
+    lines = generated_names()
+    path = tmp_path / "names.txt"
+    path.write_text("\n".join(lines) + "\n\n")  # a blank line is no example
+    dm = TextFile(path=str(path), unit="line", val_fraction=0.1, test_fraction=0.2)
+    tok = load_tokenizer(dm.spec.tokenizer)
+    bos, eos, pad = (special_id(tok, r) for r in ("bos", "eos", "pad"))
+    assert dm.spec.input_shape == (max(map(len, lines)) + 1,)  # char tokens: the longest name + <bos>/<eos>
+    seen = {}
+    for split in ("train", "val", "test"):
+        x, y = dm.split(split)
+        assert torch.equal(x[:, 1:], y[:, :-1]) and (x[:, 0] == bos).all()
+        for xs, ys in zip(x.tolist(), y.tolist()):
+            row = [*xs, ys[-1]]
+            end = row.index(eos)  # every sequence ends in this line's <eos> ...
+            assert set(row[end + 1 :]) <= {pad}  # ... followed by padding only: nothing of the next line
+            seen.setdefault(split, []).append(decode(tok, row[1:end]))
+    assert sorted(seen["train"] + seen["val"] + seen["test"]) == lines  # each line exactly once
+    assert len(seen["test"]) == 120 and seen["test"] != lines[-120:]  # a random draw of lines, not the tail
+    assert TextFile(path=str(path), unit="line", seed=1).split("test")[0].tolist() != dm.split("test")[0].tolist()
+
+
+def test_line_lm_samples_whole_lines_from_its_checkpoint(tmp_path):
+    import zoo
+
+    lines = generated_names()
+    path = tmp_path / "names.txt"
+    path.write_text("\n".join(lines) + "\n")
+    cfg = validate({"model": {"name": "rnn", "cell": "gru", "hidden": 64, "embed_dim": 32},
+                    "data": {"name": "text_file", "path": str(path), "unit": "line", "batch_size": 32},
+                    "optim": {"lr": 1e-2}, "trainer": {**FAST_TRAINER, "max_epochs": 6}, "logger": False,
+                    "run": {"dir": str(tmp_path), "name": "lines"}})
+    results = fit(cfg)
+    model = zoo.load(results["best_ckpt"])
+    T = model.context_length
+    samples = model.generate(n=40, max_new_tokens=3 * T, temperature=0.8, seed=0)
+    assert all("\n" not in s for s in samples)  # a line-trained LM has never seen a line break
+    ended = [s for s in samples if len(s) < T]  # stopped at <eos>, within the longest line, not at the limit
+    assert len(ended) >= 36, samples
+    assert sum(s in lines for s in samples) < 30, "samples are new names, not a memorised file"
 
 
 def test_text_file_folder_default_corpus_and_errors(tmp_path):
@@ -291,6 +348,6 @@ def test_names_rnn_lm_beats_bigram(tmp_path):
                      "optim": {"lr": 5e-3, "weight_decay": 0.01, "scheduler": {"name": "cosine", "warmup_steps": 50}},
                      "trainer": {**FAST_TRAINER, "max_epochs": 8, "gradient_clip_val": 1.0}}, tmp_path)
     print("names rnn LM:", results["test"])
-    assert results["test"]["test/loss"] <= 2.25, results["test"]  # a bigram model: about 2.34 nats/char
+    assert results["test"]["test/loss"] <= 2.25, results["test"]  # the bigram baseline: 2.351 nats/char
     assert results["test"]["test/ppl"] == pytest.approx(torch.tensor(results["test"]["test/loss"]).exp().item(),
                                                         rel=1e-4)

@@ -2,7 +2,12 @@
 
 The flow, top to bottom: config (zoo/training/config.py) -> registry names -> DataModule ->
 DataSpec -> model -> loggers and callbacks (zoo/training/) -> lightning.Trainer(**cfg.trainer)
--> fit -> test the best checkpoint -> run dir with results. This file only orchestrates.
+-> fit -> test the best checkpoint -> with `--baseline`, the data's classical baselines on the
+same splits (zoo/evaluation/baseline/) -> run dir with results. This file only orchestrates.
+
+Everything is checked before anything is written: the config (including what Lightning's Trainer
+would refuse), the data, and for a resume the checkpoint against the model that continues it.
+The run dir appears (or a resumed one changes) only when training starts (zoo/training/rundir.py).
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from zoo.errors import ConfigError, ZooError, user_errors
+
 
 def add_fit_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the fit options to `parser` (shared by `python -m zoo.fit` and `zoo fit`)."""
@@ -22,6 +29,8 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
                         help="config file; repeat to merge left to right")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue a run from RUN_DIR/checkpoints/last.ckpt")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    parser.add_argument("--baseline", action="store_true",
+                        help="also fit the data's classical baselines on the same splits (same as run.baseline=true)")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. trainer.max_epochs=3")
     return parser
@@ -39,7 +48,6 @@ def experiment_name(cfg: dict[str, Any], config_paths: list[str]) -> str:
 
 def resolve(config_paths: list[str], overrides: list[str], resume: str | None = None) -> tuple[dict, Path | None]:
     """Return the validated config and, when resuming, the run dir to continue."""
-    from zoo.errors import ConfigError
     from zoo.training.config import load_config, validate
 
     run_dir = None
@@ -57,8 +65,6 @@ def resolve(config_paths: list[str], overrides: list[str], resume: str | None = 
 
 def latest_run(cfg: dict[str, Any]) -> Path:
     """Return the newest run dir of this experiment that has a last.ckpt."""
-    from zoo.errors import ConfigError
-
     root = Path(cfg["run"]["dir"]) / cfg["run"]["name"]
     runs = sorted(p for p in root.glob("*") if (p / "checkpoints" / "last.ckpt").is_file())
     if not runs:
@@ -80,78 +86,105 @@ def new_run_dir(cfg: dict[str, Any]) -> Path:
 
 def build_data_and_model(cfg: dict[str, Any]) -> tuple[Any, Any]:
     """Return the DataModule and the model for `cfg`, after checking that they fit together."""
-    from zoo.registry import DATA, MODELS, check_compatible
+    from zoo.registry import DATA, MODELS, check_compatible, check_spec_compatible
     from zoo.training.config import FIT_MODEL_KEYS
 
     name = cfg["model"]["name"]
     model_cfg = {k: v for k, v in cfg["model"].items() if k not in FIT_MODEL_KEYS}  # fit's own: name, compile
     data_cfg = dict(cfg["data"])
-    check_compatible(name, data_cfg["name"])
-    datamodule = DATA.build(data_cfg.pop("name"), **data_cfg)
+    data_name = data_cfg.pop("name")
+    check_compatible(name, data_name, data_cfg)  # from the arguments: before anything loads
+    datamodule = DATA.build(data_name, **data_cfg)
     datamodule.prepare_data()
-    model = MODELS.build(name, spec=datamodule.spec.to_dict(), optim=cfg["optim"], **model_cfg)
+    check_spec_compatible(name, data_name, datamodule.spec)  # and from the data as loaded
+    try:
+        model = MODELS.build(name, spec=datamodule.spec.to_dict(), optim=cfg["optim"], **model_cfg)
+    except (MemoryError, RuntimeError) as e:  # torch: "DefaultCPUAllocator: can't allocate memory", CUDA OOM
+        if not isinstance(e, MemoryError) and "memory" not in str(e):
+            raise
+        sizes = ", ".join(f"model.{k}={v}" for k, v in model_cfg.items())
+        raise ZooError(f"Model '{name}' does not fit in memory with {sizes or 'its defaults'} "
+                       f"({str(e).splitlines()[0][-120:]}); use smaller sizes") from None
     return datamodule, model
 
 
+def resume_checkpoint(run_dir: Path) -> dict[str, Any]:
+    """Return run_dir's last.ckpt, read before anything else happens; when it cannot be read, the
+    error says whether best.ckpt can."""
+    from zoo.hub.pretrained import read_checkpoint
+
+    last, best = run_dir / "checkpoints" / "last.ckpt", run_dir / "checkpoints" / "best.ckpt"
+    if not last.is_file():
+        raise ConfigError(f"Cannot resume: {last} not found")
+    try:
+        return read_checkpoint(last)
+    except ZooError as e:
+        try:
+            hint = (f"{best} is intact (step {read_checkpoint(best)['global_step']}): copy it over last.ckpt "
+                    "to resume from there")
+        except ZooError:
+            hint = "best.ckpt cannot be read either: start a new run"
+        raise ZooError(f"Cannot resume: {e}; {hint}") from None
+
+
 def fit(cfg: dict[str, Any], run_dir: Path | None = None) -> dict[str, Any]:
-    """Train and test as `cfg` says; return {"run_dir", "best_ckpt", "val", "test"} and write results.json.
+    """Train and test as `cfg` says; return {"run_dir", "best_ckpt", "val", "test", "val_step",
+    "best_step", "fit_seconds"} and write results.json.
 
     With `run_dir` (a previous run), training continues from its checkpoints/last.ckpt.
     """
     import lightning as L
-    from lightning.pytorch.utilities import rank_zero_only
-    from omegaconf import OmegaConf
 
-    from zoo.errors import ConfigError
-    from zoo.training.callbacks import build_callbacks
-    from zoo.training.checkpoint import AtomicCheckpointIO
+    from zoo.evaluation.baseline import fit_baselines
+    from zoo.training.callbacks import FinalValidation, build_callbacks
+    from zoo.training.checkpoint import AtomicCheckpointIO, saved_step
+    from zoo.training.environment import saved_config
     from zoo.training.fastpath import skip_failing_nvml_probe
-    from zoo.training.loggers import build_loggers, finish_loggers, quiet_lightning, start_loggers
-    from zoo.training.resume import prepare_resume
+    from zoo.training.loggers import build_loggers, finish_loggers, quiet_lightning
+    from zoo.training.resume import check_resume
+    from zoo.training.rundir import RunDir
+    from zoo.training.trainer_args import dry_run_trainer
 
-    resume_ckpt = None
-    if run_dir is not None:
-        resume_ckpt = run_dir / "checkpoints" / "last.ckpt"
-        if not resume_ckpt.is_file():
-            raise ConfigError(f"Cannot resume: {resume_ckpt} not found")
+    dry_run_trainer(cfg["trainer"])  # what Lightning would refuse on this machine, before any data loads
+    ckpt = resume_checkpoint(run_dir) if run_dir is not None else None  # read and checked before anything else
+    resume_ckpt = str(run_dir / "checkpoints" / "last.ckpt") if run_dir is not None else None
     run_dir = run_dir or new_run_dir(cfg)
     quiet_lightning()
     skip_failing_nvml_probe()
     L.seed_everything(cfg["seed"], workers=True, verbose=False)
     datamodule, model = build_data_and_model(cfg)
-    cursor = prepare_resume(resume_ckpt) if resume_ckpt else {}  # where the killed run's logs stopped
-    loggers = build_loggers(cfg["logger"], run_dir, cursor)
+    resume = check_resume(ckpt, cfg, model) if ckpt else {"cursor": {}, "retune": None}
+    del ckpt  # Lightning reads the file itself; the weights need not be held twice
+    loggers = build_loggers(cfg["logger"], run_dir, resume["cursor"])  # the Trainer gets them when training starts
+    callbacks = [RunDir(run_dir, saved_config(cfg), loggers, datamodule.spec.tokenizer, resume["cursor"]),
+                 *build_callbacks(cfg, model, run_dir, bool(loggers), resume["retune"])]
     trainer_kwargs = {"enable_model_summary": False, **cfg["trainer"]}
     try:
-        trainer = L.Trainer(
-            **trainer_kwargs,
-            default_root_dir=str(run_dir),
-            logger=loggers or False,
-            callbacks=build_callbacks(cfg, model, run_dir, bool(loggers)),
-            plugins=[AtomicCheckpointIO()],
-        )
-    except (ValueError, TypeError) as e:
+        trainer = L.Trainer(**trainer_kwargs, default_root_dir=str(run_dir), logger=False, callbacks=callbacks,
+                            plugins=[AtomicCheckpointIO()], enable_autolog_hparams=False)
+    except (ValueError, TypeError) as e:  # config validation built one already; this is a safety net
         raise ConfigError(f"Invalid trainer settings: {str(e).splitlines()[0]}") from None
-    # Only now, with every setting accepted, does the run dir appear.
-    if rank_zero_only.rank == 0:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
-        if datamodule.spec.tokenizer:  # text data: the tokenizer beside the run (it is in every checkpoint too)
-            (run_dir / "tokenizer.json").write_text(datamodule.spec.tokenizer)
     os.environ["ZOO_RUN_DIR"] = str(run_dir)  # DDP workers re-run this script and must share the run dir
     results = None
     try:
-        start_loggers(loggers, cfg, model, cursor)
         if cfg["model"]["compile"]:
             model.compile_for_training()
         start = time.perf_counter()
-        trainer.fit(model, datamodule=datamodule, ckpt_path=str(resume_ckpt) if resume_ckpt else None)
+        trainer.fit(model, datamodule=datamodule, ckpt_path=resume_ckpt, weights_only=True)
         fit_seconds = time.perf_counter() - start
         val = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
-        best = trainer.checkpoint_callback.best_model_path or None  # None under fast_dev_run: test as trained
-        tested = trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)
-        results = {"run_dir": str(run_dir), "best_ckpt": best, "val": val, "test": tested[0] if tested else {},
+        checkpoint = trainer.checkpoint_callback
+        best = checkpoint.best_model_path or None  # None under fast_dev_run: test as trained
+        score = checkpoint.best_model_score
+        monitor = {"metric": checkpoint.monitor, "mode": checkpoint.mode,
+                   "best": None if score is None else float(score)}  # what picked best.ckpt (zoo runs)
+        tested = trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False, weights_only=True)
+        final = next(c for c in callbacks if isinstance(c, FinalValidation))
+        results = {"run_dir": str(run_dir), "best_ckpt": best, "monitor": monitor, "val": val,
+                   "test": tested[0] if tested else {}, "val_step": final.step, "best_step": saved_step(best),
                    "fit_seconds": round(fit_seconds, 3)}
+        if cfg["run"]["baseline"] and trainer.is_global_zero:  # {name: {"val/acc": ..., "test/acc": ...}}
+            results["baselines"] = fit_baselines(datamodule)
     finally:
         os.environ.pop("ZOO_RUN_DIR", None)
         finish_loggers(loggers, results)  # W&B summary, then the run URL or `wandb sync` command
@@ -160,24 +193,54 @@ def fit(cfg: dict[str, Any], run_dir: Path | None = None) -> dict[str, Any]:
     return results
 
 
-def print_summary(results: dict[str, Any]) -> None:
-    """Print val/test metrics as a table, then where the run lives."""
+def print_summary(results: dict[str, Any], model: str = "model") -> None:
+    """Print val/test metrics as a table (one row per model when baselines ran), then where the run lives."""
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="results", title_justify="left")
-    table.add_column("metric")
-    table.add_column("val", justify="right")
-    table.add_column("test", justify="right")
-    names = sorted({k.split("/", 1)[1] for k in [*results["val"], *results["test"]] if "/" in k})
-    for name in names:
-        val, test = results["val"].get(f"val/{name}"), results["test"].get(f"test/{name}")
-        table.add_row(name, "" if val is None else f"{val:.4f}", "" if test is None else f"{test:.4f}")
     console = Console()
-    console.print(table)
+    if results.get("baselines"):
+        rows = {f"{model} (this run)": {**results["val"], **results["test"]}, **results["baselines"]}
+        print_comparison(rows, "results, with baselines on the same splits")
+    else:
+        table = Table(title="results", title_justify="left")
+        table.add_column("metric")
+        table.add_column("val", justify="right")
+        table.add_column("test", justify="right")
+        names = sorted({k.split("/", 1)[1] for k in [*results["val"], *results["test"]] if "/" in k})
+        for name in names:
+            val, test = results["val"].get(f"val/{name}"), results["test"].get(f"test/{name}")
+            table.add_row(name, "" if val is None else f"{val:.4f}", "" if test is None else f"{test:.4f}")
+        console.print(table)
+    console.print(f"reported: {reported_steps(results)}", soft_wrap=True)
     console.print(f"run dir: {results['run_dir']}")
     if results["best_ckpt"]:
         console.print(f"best checkpoint: {results['best_ckpt']}", soft_wrap=True)
+
+
+def print_comparison(rows: dict[str, dict[str, float]], title: str) -> None:
+    """Print a table with one row per model and one column per "val/<metric>" and "test/<metric>"."""
+    from rich.console import Console
+    from rich.table import Table
+
+    split_order = {"val": 0, "test": 1}
+    metrics = sorted({k for r in rows.values() for k in r if k.split("/")[0] in split_order},
+                     key=lambda k: (split_order[k.split("/")[0]], k))
+    table = Table(title=title, title_justify="left")
+    table.add_column("model", no_wrap=True)
+    for m in metrics:
+        table.add_column(m, justify="right")
+    for name, r in rows.items():
+        table.add_row(name, *["" if r.get(m) is None else f"{r[m]:.4f}" for m in metrics])
+    Console(width=None if sys.stdout.isatty() else 240).print(table)  # a log file gets every column whole
+
+
+def reported_steps(results: dict[str, Any]) -> str:
+    """Return which state each column of the results table describes, e.g. 'val at step 600, test on best.ckpt (step 500)'."""
+    val = "val at step {}".format(results["val_step"]) if results.get("val_step") is not None else "no validation"
+    if not results.get("best_ckpt"):
+        return f"{val}, test on the final weights"
+    return f"{val}, test on best.ckpt (step {results.get('best_step')})"
 
 
 def run_fit(args: argparse.Namespace) -> int:
@@ -185,17 +248,18 @@ def run_fit(args: argparse.Namespace) -> int:
     from lightning.pytorch.utilities import rank_zero_only
     from omegaconf import OmegaConf
 
-    from zoo.errors import ConfigError
+    from zoo.training.environment import saved_config
 
     if not args.config and not args.resume and not args.overrides:
         raise ConfigError("Nothing to train: pass --config FILE (see configs/experiment/) or --resume RUN_DIR")
-    cfg, run_dir = resolve(args.config, args.overrides, args.resume)
+    overrides = [*args.overrides, *(["run.baseline=true"] if args.baseline else [])]  # saved in config.yaml
+    cfg, run_dir = resolve(args.config, overrides, args.resume)
     if args.print_config:
-        print(OmegaConf.to_yaml(cfg), end="")
+        print(OmegaConf.to_yaml(saved_config(cfg)), end="")
         return 0
     results = fit(cfg, run_dir)
     if rank_zero_only.rank == 0:
-        print_summary(results)
+        print_summary(results, cfg["model"]["name"])
     return 0
 
 
@@ -210,8 +274,6 @@ def parse_fit_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> a
 
 
 def main(argv: list[str] | None = None) -> int:
-    from zoo.errors import user_errors
-
     parser = add_fit_arguments(argparse.ArgumentParser(prog="python -m zoo.fit", description=__doc__.splitlines()[0]))
     args = parse_fit_args(parser, argv)
     with user_errors(args.debug) as boundary:

@@ -93,32 +93,59 @@ MODELS = Registry("model", builtins="zoo.models", group="zoo.models")
 DATA = Registry("data", builtins="zoo.data", group="zoo.data")
 
 
-def data_kind(name: str) -> tuple[str, str]:
-    """Return the (modality, task) a registered dataset declares."""
-    cls = DATA.get(name)
-    return cls.modality, cls.task
+def data_kinds(name: str) -> tuple[tuple[str, str], ...]:
+    """Return every (modality, task) the registered dataset can have: one for most, several for data
+    whose kind depends on its arguments (a CSV's target column, the shards a streaming path names)."""
+    return tuple(DATA.get(name).kinds())
+
+
+def data_kind(name: str, config: dict[str, Any] | None = None) -> tuple[str, str]:
+    """Return the (modality, task) of the registered dataset built with `config` (its data section).
+
+    Cheap: a class whose kind depends on its arguments answers from them, or from the little of its
+    files it needs (a CSV's target column, the spec beside a folder of shards), never by loading the data.
+    """
+    config = {k: v for k, v in (config or {}).items() if k != "name"}
+    return tuple(DATA.get(name).kind(**config))
 
 
 def compatible_data(model: str) -> list[str]:
-    """Return the datasets that the registered model can train on."""
+    """Return the datasets that the registered model can train on (for some of their arguments)."""
     cls = MODELS.get(model)
-    return [d for d in DATA.names() if cls.supports_data(*data_kind(d))]
+    return [d for d in DATA.names() if any(cls.supports_data(*kind) for kind in data_kinds(d))]
 
 
 def compatible_models(data: str) -> list[str]:
-    """Return the models that can train on the registered dataset."""
-    kind = data_kind(data)
-    return [m for m in MODELS.names() if MODELS.get(m).supports_data(*kind)]
+    """Return the models that can train on the registered dataset (for some of its arguments)."""
+    kinds = data_kinds(data)
+    return [m for m in MODELS.names() if any(MODELS.get(m).supports_data(*kind) for kind in kinds)]
 
 
-def check_compatible(model: str, data: str) -> None:
-    """Raise IncompatibleError, listing the alternatives both ways, when `model` cannot train on `data`."""
-    modality, task = data_kind(data)
-    if not MODELS.get(model).supports_data(modality, task):
+def check_compatible(model: str, data: str, config: dict[str, Any] | None = None) -> None:
+    """Raise IncompatibleError, listing the alternatives both ways, when `model` cannot train on `data`.
+
+    With `config` (the data section) the check is on the kind those arguments give; without it, on
+    every kind the dataset can have (the model must support one of them).
+    """
+    kinds = [data_kind(data, config)] if config is not None else list(data_kinds(data))
+    if not any(MODELS.get(model).supports_data(*kind) for kind in kinds):
         raise IncompatibleError(
-            f"Model '{model}' cannot train on '{data}' ({modality} {task}). "
+            f"Model '{model}' cannot train on '{data}' ({' or '.join(' '.join(k) for k in kinds)}). "
             f"Models for '{data}': {', '.join(compatible_models(data)) or 'none'}. "
             f"Data for '{model}': {', '.join(compatible_data(model)) or 'none'}."
+        )
+
+
+def check_spec_compatible(model: str, data: str, spec: Any) -> None:
+    """Raise IncompatibleError when the loaded data's spec is of a kind `model` cannot train on.
+
+    The check before loading (`check_compatible`) answers from the arguments; this one, after
+    loading, from the DataSpec itself, so that no training starts on a pair that does not fit.
+    """
+    if not MODELS.get(model).supports_data(spec.modality, spec.task):
+        raise IncompatibleError(
+            f"Model '{model}' cannot train on '{data}' ({spec.modality} {spec.task}). "
+            f"Models for '{data}': {', '.join(compatible_models(data)) or 'none'}."
         )
 
 

@@ -1,16 +1,14 @@
-"""`zoo list`, `zoo info` and the README tables: what is in the zoo, all read from the registry
-(models and data) and the pretrained cards (zoo/hub/pretrained.py)."""
+"""`zoo list`, `zoo info` and the README tables: what is in the zoo, read from the index of the
+registry and the pretrained cards (zoo/cli/index.py), so that they answer without importing torch."""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import fnmatch
-import inspect
 from typing import Any
 
+from zoo.cli.index import COLUMNS, load_index
 from zoo.errors import ConfigError, did_you_mean
-from zoo.registry import DATA, MODELS, compatible_data, compatible_models, data_kind
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -23,119 +21,78 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-# The columns of the model x data matrix, as in DESIGN.md: (modality, task, heading, generative).
-# A generative column holds the models that learn to sample the data ("*": any task of it);
-# the others hold the models that predict the task.
-COLUMNS = [
-    ("image", "classification", "image cls", False),
-    ("tabular", "classification", "tabular cls", False),
-    ("tabular", "regression", "tabular reg", False),
-    ("tokens", "classification", "tokens cls", False),
-    ("tokens", "language_modeling", "tokens LM", False),
-    ("image", "*", "generate image", True),
-    ("tabular", "*", "generate tabular", True),
-]
-
-
-def is_generative(cls: type) -> bool:
-    """Return True for models that sample data (`sample(n, labels=None)`, the VAE/GAN contract)."""
-    return callable(getattr(cls, "sample", None))
-
-
-def in_column(cls: type, column: tuple[str, str, str, bool]) -> bool:
-    """Return True when a model belongs under a matrix column."""
-    modality, task, _, generative = column
-    if is_generative(cls) != generative:
-        return False
-    if task == "*":
-        return any(cls.supports_data(modality, t) for t in ("classification", "regression", "language_modeling"))
-    return cls.supports_data(modality, task)
-
-
-def summary(cls: type) -> str:
-    """Return the first line of a class docstring."""
-    return (inspect.getdoc(cls) or "").splitlines()[0] if cls.__doc__ else ""
-
-
-REQUIRED = dataclasses.MISSING
-
-
-def arguments(cls: type) -> list[tuple[str, str, Any]]:
-    """Return (name, type, default or REQUIRED) of a class's keyword arguments, except spec and optim."""
-    from zoo.bounds import describe
-    from zoo.training.config import signature_schema
-
-    out = []
-    for f in dataclasses.fields(signature_schema(cls.__init__)):
-        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-        out.append((f.name, describe(f.type), default))
-    return out
-
-
 def listing(what: str = "all", pattern: str = "*") -> str:
-    """Return a plain-text listing of models and/or data matching a wildcard."""
-    lines = []
+    """Return a plain-text listing of models, data and/or pretrained weights matching a wildcard."""
+    index, lines = load_index(), []
     if what in ("models", "all"):
-        names = MODELS.names(pattern)
+        names = matching(index["models"], pattern)
         lines.append("models:")
         width = max([len(n) for n in names] + [4])
         for name in names:
-            lines.append(f"  {name:<{width}}  {summary(MODELS.get(name))}")
+            lines.append(f"  {name:<{width}}  {index['models'][name]['summary']}")
     if what in ("data", "all"):
-        names = DATA.names(pattern)
+        names = matching(index["data"], pattern)
         lines.append("data:")
         width = max([len(n) for n in names] + [4])
         for name in names:
-            modality, task = data_kind(name)
-            lines.append(f"  {name:<{width}}  {modality:<8} {task:<18} {summary(DATA.get(name))}")
+            d = index["data"][name]
+            lines.append(f"  {name:<{width}}  {d['modality']:<8} {d['task']:<18} {d['summary']}")
     if what in ("pretrained", "all"):
-        from zoo.hub.pretrained import cards
+        from zoo.hub.cards import listing_line
 
+        names = matching(index["pretrained"], pattern)
         lines.append("pretrained:")
-        for name, card in cards().items():
-            if fnmatch.fnmatchcase(name, pattern):
-                metrics = ", ".join(f"{k} {v}" for k, v in card["metrics"].items() if not k.endswith("loss"))
-                lines.append(f"  {name}  {card['model']} on {card['data']}: {metrics}")
+        width = max([len(n) for n in names] + [4])
+        lines += [f"  {listing_line(index['pretrained'][name], width)}" for name in names]
     return "\n".join(lines)
 
 
+def matching(entries: dict[str, Any], pattern: str) -> list[str]:
+    """Return the sorted names of `entries` that match a shell-style wildcard."""
+    return sorted(n for n in entries if fnmatch.fnmatchcase(n, pattern))
+
+
 def info(name: str) -> str:
-    """Return a description of a model or dataset: docstring, arguments, compatibility."""
-    if name in MODELS:
-        cls = MODELS.get(name)
-        pairs = ", ".join(f"{m} {t}" for m, t in sorted(cls.supports))
-        extra = [f"supports: {pairs}", f"compatible data: {', '.join(compatible_data(name)) or 'none'}"]
-        kind = "model"
-    elif name in DATA:
-        cls = DATA.get(name)
-        modality, task = data_kind(name)
-        extra = [f"modality: {modality}", f"task: {task}",
-                 f"compatible models: {', '.join(compatible_models(name)) or 'none'}"]
-        kind = "data"
+    """Return a description of a model or dataset (docstring, arguments, compatibility), or the card of a
+    pretrained entry."""
+    index = load_index()
+    if name in index["pretrained"]:
+        from zoo.hub.cards import card_text
+
+        return card_text(index["pretrained"][name])
+    if name in index["models"]:
+        entry, kind = index["models"][name], "model"
+        pairs = ", ".join(f"{m} {t}" for m, t in entry["supports"])
+        extra = [f"supports: {pairs}", f"compatible data: {', '.join(entry['compatible_data']) or 'none'}"]
+    elif name in index["data"]:
+        entry, kind = index["data"][name], "data"
+        extra = [f"modality: {entry['modality']}", f"task: {entry['task']}",
+                 f"compatible models: {', '.join(entry['compatible_models']) or 'none'}"]
     else:
-        names = MODELS.names() + DATA.names()
-        raise ConfigError(f"Unknown model or data '{name}'.{did_you_mean(name, names)} Available: {', '.join(names)}")
-    lines = [f"{kind} '{name}': {summary(cls)}", "", *extra, "", "arguments:"]
-    for arg, type_name, default in arguments(cls):
-        lines.append(f"  {arg}: {type_name} (required)" if default is REQUIRED else f"  {arg}: {type_name} = {default!r}")
-    doc = inspect.getdoc(cls) or ""
-    body = "\n".join(doc.splitlines()[1:]).strip()
+        names = sorted(index["models"]) + sorted(index["data"]) + sorted(index["pretrained"])
+        raise ConfigError(f"Unknown model, data or pretrained name '{name}'.{did_you_mean(name, names)} Available: {', '.join(names)}")
+    lines = [f"{kind} '{name}': {entry['summary']}", "", *extra, "", "arguments:"]
+    for arg in entry["arguments"]:
+        if "default" in arg:
+            lines.append(f"  {arg['name']}: {arg['type']} = {arg['default']!r}")
+        else:
+            lines.append(f"  {arg['name']}: {arg['type']} (required)")
+    body = "\n".join(entry["doc"].splitlines()[1:]).strip()
     if body:
         lines += ["", body]
     return "\n".join(lines)
 
 
-def markdown_tables() -> str:
+def markdown_tables(index: dict[str, Any] | None = None) -> str:
     """Return the README's model, data and compatibility tables as Markdown."""
+    index = index or load_index()
+    models, data = index["models"], index["data"]
     out = ["| model | description |", "|---|---|"]
-    out += [f"| `{m}` | {summary(MODELS.get(m))} |" for m in MODELS.names()]
+    out += [f"| `{m}` | {models[m]['summary']} |" for m in sorted(models)]
     out += ["", "| data | modality | task | description |", "|---|---|---|---|"]
-    for d in DATA.names():
-        modality, task = data_kind(d)
-        out.append(f"| `{d}` | {modality} | {task} | {summary(DATA.get(d))} |")
+    out += [f"| `{d}` | {data[d]['modality']} | {data[d]['task']} | {data[d]['summary']} |" for d in sorted(data)]
     out += ["", "| model | " + " | ".join(c[2] for c in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
-    for m in MODELS.names():
-        cls = MODELS.get(m)
-        marks = ["✓" if in_column(cls, column) else "×" for column in COLUMNS]
+    for m in sorted(models):
+        marks = ["✓" if models[m]["matrix"][column[2]] else "×" for column in COLUMNS]
         out.append(f"| `{m}` | " + " | ".join(marks) + " |")
     return "\n".join(out)

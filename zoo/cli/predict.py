@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from zoo.data.text import read_text
 from zoo.errors import ZooError
 
 
@@ -21,8 +22,21 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def read_table(path: Path, spec: Any) -> torch.Tensor:
-    """Return raw feature rows from a CSV file; a header row (feature names) is optional."""
-    rows = list(csv.reader(path.read_text().splitlines()))
+    """Return model inputs from a table file.
+
+    For a model trained on a file (`csv` data) the file holds raw rows with named columns (CSV, TSV or
+    Parquet), preprocessed as the spec says; otherwise it is feature values, with an optional header
+    row of feature names.
+    """
+    if spec.table:
+        from zoo.data.table_file import read_frame
+        from zoo.spec import encode_table
+
+        try:
+            return torch.from_numpy(encode_table(spec.table, read_frame(path)))
+        except ValueError as e:
+            raise ZooError(f"{path}: {e}") from None
+    rows = list(csv.reader(read_text(path).splitlines()))
     rows = [r for r in rows if r]
     if rows and spec.feature_names and [c.strip() for c in rows[0]] == list(spec.feature_names):
         rows = rows[1:]
@@ -38,19 +52,12 @@ def read_table(path: Path, spec: Any) -> torch.Tensor:
 
 
 def read_images(paths: list[Path], spec: Any) -> torch.Tensor:
-    """Return image files as a (N, C, H, W) batch in [0, 1], converted and resized to the spec's shape."""
-    from PIL import Image, UnidentifiedImageError
-    from torchvision.transforms.functional import pil_to_tensor, resize
+    """Return image files as a (N, C, H, W) batch in [0, 1], converted and resized to the spec's shape,
+    exactly as `image_folder` reads its training images."""
+    from zoo.data.image_folder import read_image
 
     c, h, w = spec.input_shape
-    out = []
-    for path in paths:
-        try:
-            img = Image.open(path).convert("L" if c == 1 else "RGB")
-        except (UnidentifiedImageError, OSError):
-            raise ZooError(f"{path} is not a readable image file") from None
-        out.append(resize(pil_to_tensor(img), [h, w], antialias=True).float() / 255.0)
-    return torch.stack(out)
+    return torch.stack([read_image(path, (h, w), c).float() / 255.0 for path in paths])
 
 
 def read_inputs(model: Any, paths: list[str]) -> tuple[torch.Tensor, list[str]]:
@@ -62,13 +69,21 @@ def read_inputs(model: Any, paths: list[str]) -> tuple[torch.Tensor, list[str]]:
     spec = model.spec
     if spec.modality == "tabular":
         x = torch.cat([read_table(f, spec) for f in files])
-        return x, [str(i) for i in range(len(x))]
-    if spec.modality == "image":
-        return read_images(files, spec), [str(f) for f in files]
-    if hasattr(model, "encode_text"):
-        lines = [line for f in files for line in f.read_text().splitlines() if line.strip()]
-        return model.encode_text(lines), lines
-    raise ZooError(f"zoo predict does not support {spec.modality} inputs for model '{model.registry_name}'")
+        labels = [str(i) for i in range(len(x))]
+    elif spec.modality == "image":
+        x, labels = read_images(files, spec), [str(f) for f in files]
+    elif hasattr(model, "encode_text"):
+        labels = [line for f in files for line in read_text(f).splitlines() if line.strip()]
+        x = model.encode_text(labels) if labels else torch.empty(0)
+    else:
+        raise ZooError(f"zoo predict does not support {spec.modality} inputs for model '{model.registry_name}'")
+    if len(x) == 0:
+        raise ZooError(f"{', '.join(map(str, files))}: no {'rows' if spec.modality == 'tabular' else 'lines'} to predict on")
+    if x.is_floating_point() and not torch.isfinite(x).all():
+        row = int((~torch.isfinite(x.flatten(1))).any(1).float().argmax())
+        raise ZooError(f"{labels[row] if spec.modality == 'image' else f'input row {row + 1}'} holds NaN or infinite "
+                       "values; a prediction from them would be meaningless")
+    return x, labels
 
 
 @torch.no_grad()

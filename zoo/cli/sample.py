@@ -26,6 +26,8 @@ def sample(model: Any, n: int, out: str | None = None, *, prompt: str = "", temp
     """Generate `n` samples: text from a language model, images or table rows from a generative model."""
     from zoo.training.callbacks import save_image_grid, save_table
 
+    if n < 1:
+        raise ZooError(f"-n must be at least 1, got {n}")
     torch.manual_seed(seed)
     if hasattr(model, "generate"):
         texts = model.generate(prompt, n=n, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k)

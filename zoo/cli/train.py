@@ -12,8 +12,11 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from zoo.errors import ConfigError
     from zoo.training.sweep import run_sweep
 
-    rows = run_sweep(args.file, parallel=args.parallel, count=args.count, seed=args.seed, root=args.dir,
-                     extra=args.overrides)
-    return 0 if any(r["metric"] is not None for r in rows) else 1
+    if not args.file and not args.resume:
+        raise ConfigError("zoo sweep needs a sweep file (see configs/sweeps/) or --resume SWEEP_DIR")
+    rows = run_sweep(args.file, resume=args.resume, parallel=args.parallel, count=args.count, seed=args.seed,
+                     root=args.dir, extra=args.overrides)
+    return 0 if any(r["status"] == "ok" for r in rows) else 1

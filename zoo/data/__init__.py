@@ -2,7 +2,10 @@
 
 - base.py: `ZooDataModule` (deterministic splits, a DataSpec, the in-memory loader) and
   `ArrayDataModule` (data held as numpy arrays);
-- one file per data family: images.py, tables.py, names.py, text.py;
+- augment.py: uint8 images served from the device, augmentation presets, `ImageDataModule`;
+- one file per data family: images.py (digits), vision.py (torchvision's MNIST, Fashion-MNIST,
+  CIFAR-10/100), image_folder.py (your images), tables.py, table_file.py (csv), names.py, text.py, text_csv.py,
+  hf_dataset.py (Hugging Face datasets), streaming.py (litdata shards of any of them);
 - tokenizer.py: tokenizers trained on a train split (their readers are in zoo.spec);
 - download.py: atomic, resumable, sha256-checked, locked downloads, and zoo's cache folder.
 
@@ -10,7 +13,18 @@ Built-ins are imported here explicitly, so that each registers itself. May impor
 (registry, spec, errors, bounds) only: never models/, training/, evaluation/, hub/ or cli/.
 """
 
-from zoo.data import images, names, tables, text  # noqa: F401
+from zoo.data import (  # noqa: F401
+    hf_dataset,
+    image_folder,
+    images,
+    names,
+    streaming,
+    table_file,
+    tables,
+    text,
+    text_csv,
+    vision,
+)
 from zoo.data.base import ArrayDataModule, InMemoryLoader, ZooDataModule
 
 __all__ = ["ArrayDataModule", "InMemoryLoader", "ZooDataModule"]

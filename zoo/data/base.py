@@ -3,6 +3,8 @@
 A subclass implements `load_splits()`, returning train/val/test tensors and a DataSpec. The
 base serves them with `InMemoryLoader`: tensors are moved to the training device once and
 shuffled by index there, so small data needs no DataLoader workers and no per-batch copies.
+Data may be stored in a compact form (uint8 images) and turned into model inputs batch by batch
+on the device by the module's `batch_transform()`, which is also where augmentation happens.
 `ArrayDataModule` goes one step further for data held as numpy arrays: a subclass returns the
 arrays and gets stratified splits and train-split statistics.
 
@@ -28,6 +30,9 @@ from zoo.spec import DataSpec
 
 Split = tuple[torch.Tensor, torch.Tensor]
 SPLITS = ("train", "val", "test")
+# (stored batch, generator) -> model inputs. The generator is given for training batches only and
+# is seeded per batch, so augmentation is random but reproducible; None means "no randomness".
+BatchTransform = Callable[[torch.Tensor, "torch.Generator | None"], torch.Tensor]
 
 
 class InMemoryLoader:
@@ -35,7 +40,9 @@ class InMemoryLoader:
 
     Lightning only injects a DistributedSampler into real DataLoaders, so this loader shards by
     rank itself; every rank gets the same number of training batches. Seeding the shuffle by
-    (seed, epoch) makes the data order reproducible and a resumed run exact.
+    (seed, epoch) makes the data order reproducible and a resumed run exact. A `transform` runs on
+    each batch where the data lives; a shuffled (training) batch gets a generator seeded by
+    (seed, epoch, rank, batch index), so augmentation replays exactly on resume too.
     """
 
     def __init__(
@@ -51,8 +58,10 @@ class InMemoryLoader:
         world_size: int = 1,
         drop_uneven: bool = False,
         consumed: Callable[[], int] = lambda: 0,
+        transform: BatchTransform | None = None,
     ) -> None:
         self.x, self.y = x, y
+        self.transform = transform
         self.batch_size = batch_size
         self.shuffle, self.seed, self.epoch = shuffle, seed, epoch
         self.rank, self.world_size = rank, world_size
@@ -78,21 +87,35 @@ class InMemoryLoader:
             n -= 1
         return n
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        n = len(self.x)
+    def batch_indices(self, device: torch.device) -> Iterator[tuple[int, torch.Tensor]]:
+        """Yield (batch index, sample indices on `device`) for this epoch and rank, from the resume point."""
+        n = len(self.y)
         if self.shuffle:
             g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch())
-            order = torch.randperm(n, generator=g).to(self.x.device)
+            order = torch.randperm(n, generator=g).to(device)
         else:
-            order = torch.arange(n, device=self.x.device)
+            order = torch.arange(n, device=device)
         order = order[self.rank :: self.world_size][: self.per_rank]
         start = 0
         if self.resume_at is not None and self.resume_at["epoch"] == self.epoch():
             start = self.resume_at["batches"]
         self.resume_at = None
         for i in range(start, len(self)):
-            idx = order[i * self.batch_size : (i + 1) * self.batch_size]
-            yield self.x[idx], self.y[idx]
+            yield i, order[i * self.batch_size : (i + 1) * self.batch_size]
+
+    def apply_transform(self, i: int, x: torch.Tensor) -> torch.Tensor:
+        """Return batch `i` as model inputs: `transform` with a per-batch generator in training, without in evaluation."""
+        if self.transform is None:
+            return x
+        g = None
+        if self.shuffle:
+            g = torch.Generator(device=x.device)
+            g.manual_seed((((self.seed * 100_003 + self.epoch()) * 1_000_003 + i) * 1009 + self.rank) % (1 << 63))
+        return self.transform(x, g)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for i, idx in self.batch_indices(self.x.device):
+            yield self.apply_transform(i, self.x[idx]), self.y[idx]
 
 
 def split_indices(
@@ -115,10 +138,25 @@ class ZooDataModule(L.LightningDataModule):
     Subclasses take only primitive keyword arguments, call `super().__init__(...)`, and
     implement `load_splits()`. Downloads, if any, go in `prepare_data()`. The class declares the
     `modality` and `task` of its data, so compatibility is known without loading anything.
+
+    Data whose kind depends on its arguments (a CSV whose target column decides the task, shards
+    of any dataset) overrides `kinds()` (every kind it can have: what `zoo list`, the README
+    matrix and the registry-driven tests read) and `kind(**kwargs)` (the kind those constructor
+    arguments give, answered cheaply: what zoo.fit checks against the model before loading).
     """
 
     modality: ClassVar[str]
     task: ClassVar[str]
+
+    @classmethod
+    def kinds(cls) -> tuple[tuple[str, str], ...]:
+        """Return every (modality, task) this data can have."""
+        return ((cls.modality, cls.task),)
+
+    @classmethod
+    def kind(cls, **kwargs) -> tuple[str, str]:
+        """Return the (modality, task) of the data these constructor arguments describe, without loading it."""
+        return cls.modality, cls.task
 
     def __init__(self, *, batch_size: PositiveInt = 64, val_fraction: OpenFraction = 0.15,
                  test_fraction: OpenFraction = 0.2, seed: int = 0) -> None:
@@ -163,9 +201,15 @@ class ZooDataModule(L.LightningDataModule):
         return self._spec
 
     def split(self, name: str) -> Split:
-        """Return the (x, y) tensors of split `name` on the CPU."""
+        """Return the (x, y) tensors of split `name` on the CPU, as the model reads them (not augmented)."""
         self._ensure_loaded()
-        return self._splits[name]
+        x, y = self._splits[name]
+        transform = self.batch_transform()
+        return (x if transform is None else transform(x, None)), y
+
+    def batch_transform(self) -> BatchTransform | None:
+        """Return what turns stored batches into model inputs on the device (None: they are served as stored)."""
+        return None
 
     def setup(self, stage: str | None = None) -> None:
         self._ensure_loaded()
@@ -186,21 +230,24 @@ class ZooDataModule(L.LightningDataModule):
     def _ensure_loaded(self) -> None:
         if self._splits is None:
             self._splits, self._spec = self.load_splits()
-            declared = (self.modality, self.task)
-            assert (self._spec.modality, self._spec.task) == declared, f"spec disagrees with {declared}"
+            declared = self.kinds()
+            assert (self._spec.modality, self._spec.task) in declared, f"spec disagrees with {declared}"
 
     def _loader(self, split: str, shuffle: bool = False) -> InMemoryLoader:
+        self._ensure_loaded()
         trainer = self.trainer
         device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
         key = f"{split}@{device}"
         if key not in self._device_splits:
-            x, y = self.split(split)
+            x, y = self._splits[split]  # as stored (e.g. uint8): batch_transform converts each batch on the device
             self._device_splits[key] = (x.to(device), y.to(device))
         x, y = self._device_splits[key]
-        return InMemoryLoader(
-            x,
-            y,
-            self.batch_size,
+        return InMemoryLoader(x, y, self.batch_size, **self.loader_options(shuffle))
+
+    def loader_options(self, shuffle: bool) -> dict:
+        """Return InMemoryLoader's keyword arguments for this trainer: order, sharding, resume and transform."""
+        trainer = self.trainer
+        return dict(
             shuffle=shuffle,
             seed=self.seed,
             epoch=(lambda: trainer.current_epoch) if trainer is not None else (lambda: 0),
@@ -208,7 +255,18 @@ class ZooDataModule(L.LightningDataModule):
             world_size=trainer.world_size if trainer is not None else 1,
             drop_uneven=shuffle,
             consumed=(lambda: trainer.fit_loop.epoch_loop.batch_progress.current.processed) if trainer else (lambda: 0),
+            transform=self.batch_transform(),
         )
+
+
+def check_finite(x: np.ndarray, y: np.ndarray, name: str) -> None:
+    """Refuse NaN or infinite features or targets with one line: they would poison the train-split
+    statistics and every loss, silently."""
+    for what, values in (("features", x), ("targets", y)):
+        bad = ~np.isfinite(values.reshape(len(values), -1)).all(axis=1)
+        if bad.any():
+            raise ConfigError(f"data '{name}': {int(bad.sum())} of {len(values)} rows have NaN or infinite {what} "
+                              f"(the first is row {int(bad.argmax())}); drop or fill them first")
 
 
 def train_stats(x: np.ndarray, axis: tuple[int, ...]) -> tuple[list[float], list[float]]:
@@ -244,6 +302,7 @@ class ArrayDataModule(ZooDataModule):
         x = x.astype(np.float32)
         classification = self.task == "classification"
         y = y.astype(np.int64) if classification else y.astype(np.float32).reshape(len(y), -1)
+        check_finite(x, y, getattr(self, "registry_name", type(self).__name__))
         if classification:
             fields.setdefault("num_classes", int(y.max()) + 1)
         idx = split_indices(len(x), self.val_fraction, self.test_fraction, self.seed,
@@ -251,3 +310,17 @@ class ArrayDataModule(ZooDataModule):
         spec = spec_from_arrays(x, y, idx["train"], self.modality, self.task, **fields)
         splits = {name: (torch.from_numpy(x[i]), torch.from_numpy(y[i])) for name, i in idx.items()}
         return splits, spec
+
+
+def label_order(values: list[str]) -> list[str]:
+    """Return the class names: integers in numeric order, anything else sorted as text."""
+    unique = set(values)
+    if all(v.lstrip("-").isdigit() for v in unique):
+        return sorted(unique, key=int)
+    return sorted(unique)
+
+
+def can_stratify(labels: np.ndarray, val_fraction: float, test_fraction: float) -> bool:
+    """Return True when every class can be in every split (sklearn's own requirement for stratifying)."""
+    smallest_split = len(labels) * min(val_fraction, test_fraction)
+    return bool(np.bincount(labels).min() >= 3 and smallest_split >= labels.max() + 1)

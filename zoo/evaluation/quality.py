@@ -6,7 +6,8 @@ split (`judge_for`): its penultimate features feed torchmetrics' FID and KID (no
 download), and its softmax says how many samples look like a confident digit and how many
 classes they cover. The judge trains deterministically (fixed seed, fixed recipe) and is cached
 in zoo's cache folder (`$ZOO_HOME/judges/`, zoo.data.download.cache_dir) keyed by a hash of the
-training data, so every evaluation of the same data uses the very same judge.
+training data, so every evaluation of the same data uses the very same judge; like every cache
+entry it is checked by sha256 when read, and trained again when the file is corrupt.
 
 Tables are compared directly, on features standardised with the train split's statistics:
 an unbiased RBF-kernel MMD² and the mean per-feature Kolmogorov-Smirnov distance.
@@ -15,8 +16,7 @@ an unbiased RBF-kernel MMD² and the mean per-feature Kolmogorov-Smirnov distanc
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo.data.download import cache_dir
+from zoo.data.download import cache_dir, cached
+from zoo.errors import ZooError
 
 # Bump when the judge's architecture or training changes, so stale cached judges are not reused.
 JUDGE_RECIPE = "cnn32-64-bn/onecycle3e-3/epochs40/bs64/noise0.05-joint/seed0/v4"
@@ -116,26 +117,34 @@ def data_key(*tensors: torch.Tensor) -> str:
 
 
 def judge_for(datamodule: Any, device: torch.device | str = "cpu") -> Judge | None:
-    """Return the cached judge for an image classification DataModule (training it once), else None."""
+    """Return the cached judge for an image classification DataModule (training it once), else None.
+
+    The cache entry is checked like every other (zoo.data.download.cached): a truncated or altered
+    file is trained again, not loaded, and one that still cannot be read is named in the error.
+    """
     spec = getattr(datamodule, "spec", None)
     if spec is None or spec.modality != "image" or spec.task != "classification" or not hasattr(datamodule, "split"):
         return None
     x, y = datamodule.split("train")
-    path = cache_dir() / "judges" / f"{data_key(x, y)}.pt"
-    if path.is_file():
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        judge = Judge(**state["config"])
-        judge.load_state_dict(state["state_dict"])
-        return judge.to(device).eval().requires_grad_(False)
-    judge = train_judge(x, y, spec.num_classes, device)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Atomic write: concurrent DDP ranks train identical judges and may race to save them.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "wb") as f:
+    made: list[Judge] = []
+
+    def make(part: Path) -> None:
+        judge = train_judge(x, y, spec.num_classes, device)
         state_dict = {k: v.cpu() for k, v in judge.state_dict().items()}
-        torch.save({"config": judge.config, "state_dict": state_dict, "recipe": JUDGE_RECIPE}, f)
-    os.replace(tmp, path)
-    return judge
+        torch.save({"config": judge.config, "state_dict": state_dict, "recipe": JUDGE_RECIPE}, part)
+        made.append(judge)
+
+    path = cached(cache_dir() / "judges" / f"{data_key(x, y)}.pt", make, what="The judge cached for this data")
+    if made:
+        return made[0]
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.random.fork_rng(devices=[]):  # its random init is overwritten: leave the global RNG as it was,
+            judge = Judge(**state["config"])     # as a judge trained afresh (in its own fork) does
+        judge.load_state_dict(state["state_dict"])
+    except Exception as e:  # noqa: BLE001 - verified bytes that still do not load: name the file
+        raise ZooError(f"Cannot read the judge cached at {path} ({type(e).__name__}); delete it to train it again") from None
+    return judge.to(device).eval().requires_grad_(False)
 
 
 @torch.no_grad()
@@ -309,12 +318,15 @@ class SampleQuality(L.Callback):
         return self._judge.to(device) if self._judge is not None else None
 
     def features(self, trainer: L.Trainer, pl_module: Any) -> nn.Module:
-        """Return the judge as a feature extractor, else the flattened pixels."""
+        """Return the judge as a feature extractor, else the pixels average-pooled to at most 8x8 per channel."""
         judge = self.judge(trainer, pl_module.device)
         if judge is not None:
             return judge
-        pixels = nn.Flatten()
-        pixels.num_features = pl_module.data_dim  # what torchmetrics reads to size its statistics
+        # FID needs a covariance of the features: on raw 32x32 RGB pixels that is 3072 x 3072, slow to
+        # decompose and rank-deficient for a thousand samples. Pooling leaves 8x8 digits as they are.
+        c, h, w = pl_module.spec.input_shape
+        pixels = nn.Sequential(nn.AdaptiveAvgPool2d((min(h, 8), min(w, 8))), nn.Flatten())
+        pixels.num_features = c * min(h, 8) * min(w, 8)  # what torchmetrics reads to size its statistics
         return pixels
 
     # -- scores ----------------------------------------------------------------------------------
@@ -347,10 +359,11 @@ class SampleQuality(L.Callback):
     def test_metrics(self, trainer: L.Trainer, model: Any, real_x: torch.Tensor, real_y: torch.Tensor) -> dict:
         """Return the test metrics of `self.samples` fixed-seed samples of `model` against the real test rows."""
         g = torch.Generator().manual_seed(0)
+        n = min(self.samples, len(real_x)) if trainer.fast_dev_run else self.samples  # fast_dev_run: plumbing only
         labels = None
         if model.conditional:  # generate in the real data's class proportions
-            labels = real_y[torch.randint(len(real_y), (self.samples,), generator=g)].cpu()
-        fake = model.sample(self.samples, labels, generator=g)
+            labels = real_y[torch.randint(len(real_y), (n,), generator=g)].cpu()
+        fake = model.sample(n, labels, generator=g)
         mean, std = model.input_mean, model.input_std
         if model.spec.modality == "tabular":
             out = table_quality(fake, real_x, mean, std)

@@ -26,8 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.bounds import check_bounds
-from zoo.errors import choose
-from zoo.models.metrics import STAGES, Totals, build_metrics
+from zoo.errors import ZooError, choose
+from zoo.models.metrics import MODES, STAGES, Totals, build_metrics
 from zoo.models.optim import build_optimizer, build_scheduler
 from zoo.spec import DataSpec
 
@@ -79,6 +79,16 @@ class ZooModel(L.LightningModule):
     def monitor(self) -> tuple[str, str]:
         """Return the (metric, mode) that picks the best checkpoint."""
         return "val/loss", "min"
+
+    @classmethod
+    def epoch_metrics(cls, modality: str, task: str) -> dict[str, str]:
+        """Return the metrics this architecture logs once per epoch in training and validation on data
+        of this kind, each with the mode ("min" or "max") in which it improves.
+
+        These are the names a checkpoint or early-stopping monitor may watch: zoo's config check
+        reads them before any data loads, and tests/test_matrix.py checks that every model logs them.
+        """
+        return {"val/loss": "min"}
 
     def standardize(self, x: torch.Tensor) -> torch.Tensor:
         """Return raw inputs scaled with the train split's mean and std (identity for tokens)."""
@@ -177,6 +187,12 @@ class TaskModel(ZooModel):
             stats = getattr(self.spec, name)
             self.register_buffer(name, torch.tensor(stats, dtype=torch.float32) if stats else None, persistent=False)
 
+    @classmethod
+    def epoch_metrics(cls, modality: str, task: str) -> dict[str, str]:
+        train = {"loss": "min", **({"acc": "max"} if task == "classification" else {})}
+        val = {"loss": "min", **MODES[task]}
+        return {**{f"train/{k}": m for k, m in train.items()}, **{f"val/{k}": m for k, m in val.items()}}
+
     def compile_for_training(self) -> None:
         """Compile forward and loss as one graph, so that the compiler fuses the loss into the output layer."""
         self.forward_loss = torch.compile(self.forward_loss)
@@ -255,3 +271,16 @@ class TaskModel(ZooModel):
     def predict_step(self, batch, batch_idx=0):
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
         return self.to_prediction(self(x))
+
+    def encode_rows(self, rows: Any) -> torch.Tensor:
+        """Return (N, F) inputs from raw table rows (a DataFrame or {column: values}), preprocessed as the
+        data was in training; for models trained on a table file (`csv`), whose spec carries `table`."""
+        from zoo.spec import encode_table
+
+        if not self.spec.table:
+            raise ZooError(f"This '{self.registry_name}' was not trained on a table file, so it has no column "
+                           "preprocessing; give it feature tensors")
+        try:
+            return torch.from_numpy(encode_table(self.spec.table, rows)).to(self.device)
+        except ValueError as e:
+            raise ZooError(str(e)) from None

@@ -174,6 +174,10 @@ class GAN(GenerativeModel):
     def monitor(self) -> tuple[str, str]:
         return ("val/fid", "min") if self.spec.modality == "image" else ("val/mmd", "min")
 
+    @classmethod
+    def epoch_metrics(cls, modality: str, task: str) -> dict[str, str]:
+        return {"val/fid": "min"} if modality == "image" else {"val/mmd": "min"}  # the losses are logged per step
+
     # -- sampling ----------------------------------------------------------------------------------
     def d_input(self, x: torch.Tensor) -> torch.Tensor:
         """Return what the discriminator reads for model-space `x`: standardised values."""

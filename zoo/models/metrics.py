@@ -14,6 +14,12 @@ from torchmetrics import regression as R
 from zoo.spec import DataSpec
 
 STAGES = ("train", "val", "test")
+# The epoch metrics of each task beside the loss, with the direction in which each improves.
+MODES = {
+    "classification": {"acc": "max", "precision": "max", "recall": "max", "f1": "max"},
+    "regression": {"mse": "min", "mae": "min", "r2": "max"},
+    "language_modeling": {"ppl": "min"},
+}
 
 
 class Totals(torchmetrics.Metric):

@@ -99,3 +99,35 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: dict[str, Any], total
         args = (total_steps, name, sched["warmup_steps"], sched["min_lr_ratio"], sched["step_size"], sched["gamma"])
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, *args))
     return {"scheduler": scheduler, "interval": "step", "frequency": 1}
+
+
+#: `optim` keys a resumed run may change: applied to the optimizers restored from the checkpoint
+#: (`retune`). The others (the optimizer's kind, betas, eps, momentum, the schedule) shape the
+#: state being restored, so a resume refuses to change them.
+RETUNABLE = ("lr", "weight_decay")
+
+
+def retune(optimizers: list[torch.optim.Optimizer], schedulers: list[Any], old: dict[str, Any],
+           new: dict[str, Any]) -> None:
+    """Apply a changed lr or weight decay to optimizers (built by `build_optimizer`) and schedulers
+    restored from a checkpoint, keeping their state.
+
+    A new lr scales every learning rate the optimizer and its schedule hold (`lr`, and the
+    `initial_lr` / `max_lr` / `min_lr` / `base_lrs` that warm-up, cosine and one-cycle schedules
+    start from) by new / old, so the schedule continues from the same point at the new level, as a
+    run started with that lr would be at this step. A new weight decay goes to the first parameter
+    group, the one `param_groups` decays.
+    """
+    old, new = {**dataclasses.asdict(OptimConfig()), **old}, {**dataclasses.asdict(OptimConfig()), **new}
+    ratio = new["lr"] / old["lr"]
+    for optimizer in optimizers:
+        for i, group in enumerate(optimizer.param_groups):
+            for key in ("lr", "initial_lr", "max_lr", "min_lr"):
+                if key in group:
+                    group[key] *= ratio
+            if i == 0:
+                group["weight_decay"] = new["weight_decay"]
+    for scheduler in schedulers:
+        if hasattr(scheduler, "base_lrs"):
+            scheduler.base_lrs = [lr * ratio for lr in scheduler.base_lrs]
+        scheduler._last_lr = [group["lr"] for group in scheduler.optimizer.param_groups]

@@ -46,9 +46,11 @@ class TextModel:
 
     @property
     def tokenizer(self) -> Any:
-        """The data's tokenizer, rebuilt from the spec on first use."""
+        """The data's tokenizer, rebuilt from the spec on first use; None when the data has none.
+
+        (None rather than an error: tracers such as `torch.jit.trace` read every property.)"""
         if self.spec.tokenizer is None:
-            raise ZooError("This model's data has no tokenizer, so it cannot read or write text")
+            return None
         if getattr(self, "_tokenizer", None) is None:
             from zoo.spec import load_tokenizer
 
@@ -63,6 +65,8 @@ class TextModel:
         if self.spec.modality != "tokens" or self.spec.task != task:
             raise ZooError(f"{what} needs a tokens {task} model; this '{self.registry_name}' was trained for "
                            f"{self.spec.modality} {self.spec.task}")
+        if self.spec.tokenizer is None:
+            raise ZooError("This model's data has no tokenizer, so it cannot read or write text")
 
     @torch.no_grad()
     def generate(self, prompt: str = "", *, n: int = 1, max_new_tokens: int | None = None, temperature: float = 1.0,
@@ -75,6 +79,10 @@ class TextModel:
             raise ZooError(f"n must be at least 1, got {n}")
         if temperature < 0:
             raise ZooError(f"temperature must be >= 0, got {temperature}")
+        if top_k is not None and top_k < 1:
+            raise ZooError(f"top_k must be at least 1 (or unset for no limit), got {top_k}")
+        if max_new_tokens is not None and max_new_tokens < 0:
+            raise ZooError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
         tok = self.tokenizer
         bos, eos = special_id(tok, "bos"), special_id(tok, "eos")
         start = ([bos] if bos is not None else []) + encode(tok, prompt)

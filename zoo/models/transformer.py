@@ -254,9 +254,9 @@ class Transformer(TextModel, TaskModel):
         else:
             h = self.features(self.standardize(x))  # (B, F) -> (B, F, C)
         if self.cls is not None:
-            h = torch.cat([self.cls.expand(len(h), -1, -1), h], dim=1)  # (B, 1 + N, C)
+            h = torch.cat([self.cls.expand(h.shape[0], -1, -1), h], dim=1)  # (B, 1 + N, C)
             if mask is not None:
-                mask = torch.cat([mask.new_ones(len(h), 1), mask], dim=1)
+                mask = torch.cat([mask.new_ones(h.shape[0], 1), mask], dim=1)
         if hasattr(self, "pos"):
             h = h + self.pos(h.shape[1])
         return h, mask

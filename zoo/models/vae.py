@@ -22,6 +22,7 @@ from zoo.registry import MODELS
 
 LIKELIHOODS = ("auto", "bernoulli", "gaussian")
 TERMS = ("loss", "elbo", "recon", "kl")
+TERM_MODES = {"loss": "min", "elbo": "max", "recon": "min", "kl": "min"}
 
 
 class Encoder(nn.Module):
@@ -182,6 +183,10 @@ class VAE(GenerativeModel):
         if stage == "train" and self.logs_this_step():
             self.log("train/loss_step", loss.detach(), prog_bar=True, on_step=True, on_epoch=False)
         return loss
+
+    @classmethod
+    def epoch_metrics(cls, modality: str, task: str) -> dict[str, str]:
+        return {f"{stage}/{t}": TERM_MODES[t] for stage in ("train", "val") for t in TERMS}
 
     def _log_epoch(self, stage: str) -> None:
         for name in TERMS:

@@ -25,21 +25,24 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from zoo.errors import ZooError
 from zoo.evaluation.quality import SampleQuality, feature_comparison
-from zoo.training.checkpoint import checkpoint_callbacks
+from zoo.training.checkpoint import checkpoint_callbacks, monitor_and_mode
 from zoo.training.fastpath import ChunkProgressBar, FastPath
 from zoo.training.resume import ResumeState
 
 
-def build_callbacks(cfg: dict[str, Any], model: Any, run_dir: Path, has_logger: bool) -> list[L.Callback]:
-    """Return the callbacks of a run: the fast path, checkpoints, exact resume, the NaN guard, samples,
-    and as asked the LR monitor and early stopping; a generative model gets the sample-quality evaluator too."""
+def build_callbacks(cfg: dict[str, Any], model: Any, run_dir: Path, has_logger: bool,
+                    retune: tuple[dict[str, Any], dict[str, Any]] | None = None) -> list[L.Callback]:
+    """Return the callbacks of a run: the fast path, checkpoints, exact resume (applying `retune`, a
+    changed lr or weight decay, to the restored optimizers), the NaN guard, samples, the validation
+    of the final weights, and as asked the LR monitor and early stopping; a generative model gets
+    the sample-quality evaluator too."""
     from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor
 
     cb = cfg["callbacks"]
-    samples, guard, resume = Samples(cb["samples_every_n_epochs"]), FiniteLoss(), ResumeState()
+    samples, guard, resume = Samples(cb["samples_every_n_epochs"]), FiniteLoss(), ResumeState(retune)
     checkpoints = checkpoint_callbacks(cfg, model, run_dir, resume, guard)
     # The fast path first: the callbacks after it see each chunk's last batch in on_train_batch_end.
-    callbacks = [FastPath(cfg.get("fast_path", "auto")), *checkpoints, samples, resume, guard]
+    callbacks = [FastPath(cfg.get("fast_path", "auto")), *checkpoints, samples, resume, guard, FinalValidation()]
     if cfg["trainer"].get("enable_progress_bar", True):
         callbacks.append(ChunkProgressBar())
     if callable(getattr(model, "sample", None)):
@@ -48,9 +51,8 @@ def build_callbacks(cfg: dict[str, Any], model: Any, run_dir: Path, has_logger: 
         callbacks.append(LearningRateMonitor(logging_interval="step"))
     es = cb["early_stopping"]
     if es["enabled"]:
-        best = checkpoints[0]
-        callbacks.append(EarlyStopping(monitor=es["monitor"] or best.monitor, mode=es["mode"] or best.mode,
-                                       patience=es["patience"], min_delta=es["min_delta"]))
+        monitor, mode = monitor_and_mode(model, es["monitor"] or checkpoints[0].monitor, es["mode"])
+        callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=es["patience"], min_delta=es["min_delta"]))
     return callbacks
 
 
@@ -58,6 +60,29 @@ class TrainingDiverged(ZooError):
     """The loss became NaN or infinite; the message says where and which checkpoint is still good."""
 
 
+class FinalValidation(L.Callback):
+    """Validate the final weights when training stops between two validations; `step` is the global
+    step of the last validation (None before any).
+
+    Lightning validates at epoch ends (or every `val_check_interval`), so a run that
+    `trainer.max_steps` ends inside an epoch would report, in best.ckpt, results.json and the printed
+    table, a state several hundred steps old. Lightning validates whenever it is asked to stop, so
+    this asks it to on the last step; the checkpoint callbacks then save from that validation.
+    (`max_time` and early stopping already stop that way.)
+    """
+
+    fast_path_safe = True  # it acts at max_steps, where a fast-path chunk ends
+
+    def __init__(self) -> None:
+        self.step: int | None = None
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        if trainer.max_steps > 0 and trainer.global_step >= trainer.max_steps:
+            trainer.should_stop = True
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: Any) -> None:
+        if not trainer.sanity_checking:
+            self.step = trainer.global_step
 
 
 class FiniteLoss(L.Callback):
@@ -99,15 +124,20 @@ class FiniteLoss(L.Callback):
             bad = trainer.strategy.reduce_boolean_decision(bad, all=False)
         if not bad:
             return
-        last = Path(trainer.default_root_dir) / "checkpoints" / "last.ckpt"
-        good = f"last good checkpoint: {last}" if last.is_file() else "no checkpoint was saved yet"
+        run_dir = Path(trainer.default_root_dir)
+        last = run_dir / "checkpoints" / "last.ckpt"
         step = trainer.global_step
         where = f"step {step}" if since == step else f"a step between {since} and {step}"
         value = f" ({loss.detach().float().mean().item()})" if loss is not None and since == step else ""
-        raise TrainingDiverged(
-            f"Non-finite loss{value} at epoch {trainer.current_epoch}, {where}: training stopped ({good}). "
-            "Try a lower optim.lr or gradient clipping."
-        )
+        lower = f"optim.lr={trainer.lightning_module.optim.get('lr', 1e-3) / 10:.3g}"
+        if last.is_file():  # the resume applies a new lr to the restored optimizer and schedule
+            advice = (f"last good checkpoint: {last}). Continue it with a lower learning rate: "
+                      f"zoo fit --resume {run_dir} {lower} (or add trainer.gradient_clip_val=1.0)")
+        else:
+            advice = f"no checkpoint was saved yet). Start again with a lower learning rate ({lower}) or " \
+                     "trainer.gradient_clip_val=1.0"
+        raise TrainingDiverged(f"Non-finite loss{value} at epoch {trainer.current_epoch}, {where}: training "
+                               f"stopped ({advice}")
 
 
 class Samples(L.Callback):

@@ -29,6 +29,18 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from zoo.training.environment import saved_config
+
+
+def _file_mode() -> int:
+    """Return the mode `open()` gives a new file here: 0o666 less the process umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+FILE_MODE = _file_mode()
+
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Save to a temporary file in the same folder, then rename it over the target.
@@ -43,6 +55,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
+            os.fchmod(fd, FILE_MODE)  # mkstemp makes 0600; a checkpoint is as readable as the run's other files
             with os.fdopen(fd, "wb") as f:
                 torch.save(checkpoint, f)
             os.replace(tmp, path)
@@ -115,6 +128,15 @@ class CheckpointContents(L.Callback):
         checkpoint["zoo"] = {"model": pl_module.registry_name, "config": self.cfg, **self.resume.snapshot(trainer)}
 
 
+def monitor_and_mode(model: Any, monitor: str | None, mode: str | None) -> tuple[str, str]:
+    """Return the metric a callback watches and the mode in which it improves: the model's choice
+    (`monitor()`) unless the config names one, and the mode its `epoch_metrics` declares for it."""
+    default_monitor, default_mode = model.monitor()
+    monitor = monitor or default_monitor
+    declared = type(model).epoch_metrics(model.spec.modality, model.spec.task)
+    return monitor, mode or declared.get(monitor, default_mode if monitor == default_monitor else "min")
+
+
 def checkpoint_callbacks(cfg: dict[str, Any], model: Any, run_dir: Path, resume: Any,
                          guard: Any = None) -> list[L.Callback]:
     """Return the callbacks that write run_dir/checkpoints/ as the `callbacks.checkpoint` section says.
@@ -122,9 +144,7 @@ def checkpoint_callbacks(cfg: dict[str, Any], model: Any, run_dir: Path, resume:
     `best` comes before last.ckpt's callbacks, so that an improving epoch's last.ckpt links to it.
     """
     c = cfg["callbacks"]["checkpoint"]
-    default_monitor, default_mode = model.monitor()
-    monitor = c["monitor"] or default_monitor
-    mode = c["mode"] or (default_mode if monitor == default_monitor else "min")
+    monitor, mode = monitor_and_mode(model, c["monitor"], c["mode"])
     ckpt_dir = run_dir / "checkpoints"
     best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor, mode=mode, save_top_k=1,
                            auto_insert_metric_name=False, enable_version_counter=False,
@@ -133,4 +153,11 @@ def checkpoint_callbacks(cfg: dict[str, Any], model: Any, run_dir: Path, resume:
     callbacks: list[L.Callback] = [best, LastCheckpoint(best, **common, every_n_epochs=1)]
     if c["every_n_train_steps"]:
         callbacks.append(MidEpochCheckpoint(**common, every_n_train_steps=c["every_n_train_steps"]))
-    return [*callbacks, CheckpointContents(cfg, resume, guard)]
+    return [*callbacks, CheckpointContents(saved_config(cfg), resume, guard)]
+
+
+def saved_step(path: str | Path | None) -> int | None:
+    """Return the global step a checkpoint file was saved at (None for no file)."""
+    if not path:
+        return None
+    return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["global_step"])

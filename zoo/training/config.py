@@ -22,10 +22,12 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
-from zoo.bounds import NonNegativeFloat, NonNegativeInt, PositiveInt, check_bounds, describe
-from zoo.errors import ConfigError, choose, did_you_mean
+from zoo.bounds import NonNegativeFloat, NonNegativeInt, PositiveInt, check_bounds
+from zoo.errors import ConfigError, choose, did_you_mean, first_line
 from zoo.models.optim import OPTIMIZERS, SCHEDULERS, OptimConfig
-from zoo.registry import DATA, MODELS, check_compatible
+from zoo.registry import DATA, MODELS, check_compatible, data_kind
+from zoo.training.environment import ENV_KEY, env_values
+from zoo.training.trainer_args import check_trainer
 
 
 @dataclass
@@ -58,6 +60,7 @@ class RunConfig:
     dir: str = "runs"  # run dirs go to <dir>/<name>/<YYYYmmdd-HHMMSS>
     name: str | None = None  # default: the experiment file's name, else <data>_<model>
     resume: bool = False  # continue the latest run of this name from its last.ckpt
+    baseline: bool = False  # also fit the data's classical baselines on the same splits (results.json "baselines")
 
 
 @dataclass
@@ -120,11 +123,6 @@ def fast_path_mode(value: Any) -> str:
 
 # Keys of the model section that fit consumes itself instead of passing to the constructor.
 FIT_MODEL_KEYS = {"name": None, "compile": False}
-# Trainer arguments that fit builds from other sections.
-MANAGED_TRAINER_KEYS = {"logger": "logger", "callbacks": "callbacks", "default_root_dir": "run.dir",
-                        "plugins": "zoo's checkpoint writer"}
-
-
 def load_config(paths: list[str | Path], overrides: list[str] | None = None) -> DictConfig:
     """Return the merge of YAML files (left to right) and `key=value` overrides (last wins)."""
     cfg = OmegaConf.create()
@@ -147,12 +145,6 @@ def load_config(paths: list[str | Path], overrides: list[str] | None = None) -> 
     return cfg
 
 
-def first_line(e: BaseException) -> str:
-    """Return the first non-empty line of an exception message."""
-    msg = getattr(e, "msg", None) or str(e)
-    return next((line.strip() for line in msg.splitlines() if line.strip()), type(e).__name__)
-
-
 def checked(schema: type, values: Any, where: str) -> dict[str, Any]:
     """Return `values` merged over the dataclass `schema`'s defaults, or raise a one-line ConfigError.
 
@@ -169,11 +161,19 @@ def checked(schema: type, values: Any, where: str) -> dict[str, Any]:
             f"Unknown key '{prefix}{e.full_key}'.{did_you_mean(str(e.key), valid)} Valid keys: {', '.join(valid)}"
         ) from None
     except OmegaConfBaseException as e:
-        key = f"{where}.{e.full_key}" if where and e.full_key else (e.full_key or where)
-        raise ConfigError(f"Invalid value for '{key}': {first_line(e)}") from None
-    out = OmegaConf.to_container(merged, resolve=True)
+        raise invalid_value(e, where) from None
+    try:
+        out = OmegaConf.to_container(merged, resolve=True)
+    except OmegaConfBaseException as e:  # an interpolation that does not resolve: ${nope}, ${oc.env:UNSET}
+        raise invalid_value(e, where) from None
     check_schema_bounds(schema, out, f"{where}." if where else "")
     return out
+
+
+def invalid_value(e: OmegaConfBaseException, where: str) -> ConfigError:
+    """Return the one-line ConfigError for a value OmegaConf refused, naming its full key."""
+    key = f"{where}.{e.full_key}" if where and e.full_key else (e.full_key or where)
+    return ConfigError(f"Invalid value for '{key}': {first_line(e)}")
 
 
 def check_schema_bounds(schema: type, values: dict[str, Any], prefix: str) -> None:
@@ -223,44 +223,62 @@ def validate(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
     """Return the config as plain containers with defaults filled in, or raise ConfigError.
 
     Checks keys, types and bounds of every section, the model's and the data's names and
-    arguments, that the model can train on the data, trainer values and the loggers.
+    arguments, that the model can train on the data (and, with run.baseline, that baselines
+    exist for it), trainer values and the loggers.
     """
     raw = OmegaConf.create(cfg) if isinstance(cfg, dict) else cfg
     out = checked(Config, raw, "")
     out["model"] = check_entry("model", out["model"], MODELS, FIT_MODEL_KEYS)
     out["data"] = check_entry("data", out["data"], DATA, {"name": None})
-    check_compatible(out["model"]["name"], out["data"]["name"])
+    check_compatible(out["model"]["name"], out["data"]["name"], out["data"])
+    if out["run"]["baseline"]:
+        from zoo.evaluation.baseline import check_baselines
+
+        check_baselines(out["model"]["name"], out["data"]["name"], out["data"])
     choose("optimizer", out["optim"]["name"], OPTIMIZERS)
     choose("scheduler", out["optim"]["scheduler"]["name"], SCHEDULERS)
+    if len(out["optim"]["betas"]) != 2:
+        raise ConfigError(f"Invalid value for 'optim.betas': needs 2 items (beta1, beta2), got {out['optim']['betas']}")
+    check_run_name(out["run"]["name"])
+    check_monitors(out)
     out["trainer"] = check_trainer(out["trainer"])
     out["logger"] = check_loggers(out["logger"])
     out["fast_path"] = fast_path_mode(out["fast_path"])
+    env = env_values(raw)
+    if env:
+        out[ENV_KEY] = env
     return out
 
 
-def check_trainer(trainer: dict[str, Any]) -> dict[str, Any]:
-    """Check that trainer keys are `lightning.Trainer` arguments that zoo does not manage itself, and
-    that each value has a type the argument's hint admits (pydantic, strict: `max_epochs=many` or
-    `max_epochs=true` is refused)."""
-    import lightning
-    from pydantic import ConfigDict, TypeAdapter, ValidationError
+def check_run_name(name: str | None) -> None:
+    """Refuse a run.name that is not one folder name, so that every run dir stays inside run.dir."""
+    if name is None:
+        return
+    if not name.strip() or name in (".", "..") or any(sep in name for sep in ("/", "\\")) or Path(name).is_absolute():
+        raise ConfigError(f"Invalid value for 'run.name': {name!r} must be a folder name inside run.dir "
+                          "(no '/', no '..'); choose where runs go with run.dir")
 
-    hints = typing.get_type_hints(lightning.Trainer.__init__)
-    valid = [n for n in inspect.signature(lightning.Trainer.__init__).parameters if n != "self"]
-    for key, value in trainer.items():
-        if key in MANAGED_TRAINER_KEYS:
-            raise ConfigError(f"'trainer.{key}' is set by zoo; use the '{MANAGED_TRAINER_KEYS[key]}' section instead")
-        if key not in valid:
-            raise ConfigError(f"Unknown key 'trainer.{key}'.{did_you_mean(key, valid)} See lightning.Trainer arguments")
-        if key not in hints:
+
+def check_monitors(cfg: dict[str, Any]) -> None:
+    """Check the checkpoint and early-stopping monitors and modes against the metrics the model logs on
+    this data (`ZooModel.epoch_metrics`), before any data loads: a wrong name would otherwise fail
+    only after a whole epoch, and a mode that fights its metric would keep the worst checkpoint."""
+    model, data = cfg["model"]["name"], cfg["data"]["name"]
+    logged = MODELS.get(model).epoch_metrics(*data_kind(data, cfg["data"]))
+    for section in ("checkpoint", "early_stopping"):
+        c = cfg["callbacks"][section]
+        where = f"callbacks.{section}"
+        if c["mode"] is not None:
+            choose(f"{where}.mode", c["mode"], ("min", "max"))
+        if c["monitor"] is None:
             continue
-        adapter = TypeAdapter(hints[key], config=ConfigDict(arbitrary_types_allowed=True, strict=True))
-        try:
-            adapter.validate_python(value)
-        except ValidationError:
-            raise ConfigError(f"Invalid value for 'trainer.{key}': expected {describe(hints[key])}, "
-                              f"got {value!r} ({type(value).__name__})") from None
-    return trainer
+        if c["monitor"] not in logged:
+            raise ConfigError(f"Unknown metric '{c['monitor']}' for {where}.monitor.{did_you_mean(c['monitor'], logged)} "
+                              f"Model '{model}' logs on '{data}': {', '.join(sorted(logged))}")
+        better = logged[c["monitor"]]
+        if c["mode"] is not None and c["mode"] != better:
+            raise ConfigError(f"{where}.mode={c['mode']} would keep the worst {c['monitor']}: it improves "
+                              f"towards its {better}imum (mode {better}, the default for it)")
 
 
 def check_loggers(value: Any) -> list[dict[str, Any]]:
@@ -290,13 +308,22 @@ def check_loggers(value: Any) -> list[dict[str, Any]]:
     return out
 
 
-def datamodule_for(cfg: dict[str, Any], overrides: list[str]) -> Any:
-    """Return the prepared DataModule of a stored run config, with `data.key=value` overrides applied."""
+def data_section(cfg: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Return the checked data section of a stored run config, with `data.key=value` overrides applied."""
     extra = load_config([], overrides)
     if set(extra) - {"data"}:
         raise ConfigError(f"Only data.* overrides apply here, got: {', '.join(sorted(set(extra) - {'data'}))}")
-    data_cfg = OmegaConf.to_container(OmegaConf.merge(cfg["data"], extra.get("data", {})))
-    data_cfg = check_entry("data", data_cfg, DATA, {"name": None})
+    try:  # a stored config keeps ${oc.env:...} as written (zoo/training/environment.py): resolve it here
+        data_cfg = OmegaConf.to_container(OmegaConf.merge(cfg["data"], extra.get("data", {})), resolve=True)
+    except OmegaConfBaseException as e:
+        raise invalid_value(e, "data") from None
+    return check_entry("data", data_cfg, DATA, {"name": None})
+
+
+def datamodule_for(cfg: dict[str, Any], overrides: list[str]) -> Any:
+    """Return the prepared DataModule of a stored run config, with `data.key=value` overrides applied."""
+    data_cfg = data_section(cfg, overrides)
     datamodule = DATA.build(data_cfg.pop("name"), **data_cfg)
     datamodule.prepare_data()
     return datamodule
+

@@ -64,7 +64,6 @@ from zoo.data.base import InMemoryLoader
 from zoo.errors import ConfigError
 from zoo.models.base import ZooModel
 from zoo.training.config import fast_path_mode
-from zoo.training.resume import ResumeState
 
 TRAIN_BATCH_HOOKS = ("on_train_batch_start", "on_train_batch_end")
 VAL_BATCH_HOOKS = ("on_validation_batch_start", "on_validation_batch_end")
@@ -72,10 +71,18 @@ VAL_BATCH_HOOKS = ("on_validation_batch_start", "on_validation_batch_end")
 STEP_HOOKS = ("on_before_zero_grad", "on_before_backward", "on_after_backward", "on_before_optimizer_step")
 # Module hooks of a step whose defaults do nothing or only call the optimizer, as `FastPath._step` assumes.
 DEFAULT_STEP_HOOKS = (*STEP_HOOKS, "optimizer_zero_grad", "backward", "optimizer_step")
-# Callbacks whose batch hooks the chunk boundaries account for (checkpoints every N steps, logging at
-# flush steps), that only record state read at a boundary (ResumeState), or that only draw (progress bars).
-KNOWN_TRAIN = (ModelCheckpoint, LearningRateMonitor, ResumeState, TQDMProgressBar, RichProgressBar)
+# Lightning's callbacks whose batch hooks the chunk boundaries account for (checkpoints every N steps,
+# logging at flush steps), or that only draw (progress bars). A callback of its own declares the same
+# with a class attribute `fast_path_safe = True` (see `chunk_safe`).
+KNOWN_TRAIN = (ModelCheckpoint, LearningRateMonitor, TQDMProgressBar, RichProgressBar)
 KNOWN_VAL = (TQDMProgressBar, RichProgressBar)
+
+
+def chunk_safe(callback: L.Callback, known: tuple[type, ...] = KNOWN_TRAIN) -> bool:
+    """Return True for a callback whose batch hooks may run once per chunk: one of Lightning's `known`, or
+    one that declares `fast_path_safe = True` (its batch hooks act only at the events a chunk ends at, or
+    only record state that is read there)."""
+    return isinstance(callback, known) or getattr(callback, "fast_path_safe", False) is True
 
 
 def blockers(trainer: L.Trainer, module: Any, own: tuple[L.Callback, ...] = ()) -> tuple[str | None, str | None]:
@@ -95,7 +102,7 @@ def blockers(trainer: L.Trainer, module: Any, own: tuple[L.Callback, ...] = ()) 
         if getattr(cb, "_train_time_interval", None) or type(cb).__name__ == "Timer":
             return None, f"callback {type(cb).__name__} acts on wall-clock time"
         hooks = [h for h in TRAIN_BATCH_HOOKS if is_overridden(h, cb)]
-        if hooks and not isinstance(cb, KNOWN_TRAIN):
+        if hooks and not chunk_safe(cb):
             return None, f"callback {type(cb).__name__} runs {hooks[0]} at every batch"
     if trainer._val_check_time_interval is not None:
         return None, "val_check_interval is a wall-clock time"
@@ -124,7 +131,8 @@ def batches_in_place(trainer: L.Trainer, module: Any) -> bool:
     loader, device = trainer.train_dataloader, trainer.strategy.root_device
     hooks = ("on_before_batch_transfer", "transfer_batch_to_device", "on_after_batch_transfer")
     datamodule = trainer.datamodule
-    return (isinstance(loader, InMemoryLoader) and loader.x.device == device and loader.y.device == device
+    return (isinstance(loader, InMemoryLoader) and getattr(loader.x, "device", None) == device
+            and loader.y.device == device
             and type(trainer.precision_plugin).convert_input is FabricPrecision.convert_input
             and not any(is_overridden(h, module) for h in hooks)
             and not (datamodule is not None and any(is_overridden(h, datamodule) for h in hooks)))
@@ -168,7 +176,7 @@ class FastPath(L.Callback):
         self.train = not hard and (not soft or self.mode == "on")
         val_hooks = [cb for cb in trainer.callbacks if cb is not self and any(is_overridden(h, cb) for h in VAL_BATCH_HOOKS)]
         self.val = self.train and not any(is_overridden(h, pl_module) for h in VAL_BATCH_HOOKS) and all(
-            isinstance(cb, KNOWN_VAL) for cb in val_hooks)
+            chunk_safe(cb, KNOWN_VAL) for cb in val_hooks)
         self._direct = direct_setup(trainer, pl_module)
         self._in_place = batches_in_place(trainer, pl_module)
         self._schedulers = bool(trainer.lr_scheduler_configs)

@@ -43,11 +43,14 @@ def build_loggers(configs: list[dict[str, Any]], run_dir: Path, cursor: dict[str
 
 
 def start_loggers(loggers: list[Any], cfg: dict[str, Any], model: Any, cursor: dict[str, Any] | None = None) -> None:
-    """Log the resolved config to every logger, start W&B watching, and continue a resumed run's logs."""
+    """Log the resolved config (and the model graph, where asked) to every logger, start W&B watching,
+    and continue a resumed run's logs. (This replaces Lightning's own hyper-parameter logging, which
+    zoo.fit turns off: it would touch the logs before a resumed checkpoint is restored.)"""
     from lightning.pytorch.utilities import rank_zero_only
 
     for logger in loggers:
         logger.log_hyperparams(cfg)
+        logger.log_graph(model)  # a no-op unless a TensorBoard logger has log_graph: true
         if not isinstance(logger, WandbLogger) or rank_zero_only.rank != 0:
             continue
         c, run = logger.zoo_config, logger.experiment
@@ -101,7 +104,7 @@ def build_wandb(c: dict[str, Any], run_dir: Path, cursor: dict[str, Any]) -> Any
 
 
 def finish_loggers(loggers: list[Any], results: dict[str, Any] | None) -> None:
-    """Put final val/test metrics in the W&B summary, close the run and say where it is (URL or sync command)."""
+    """Put final val/test metrics (and baselines) in the W&B summary, close the run and say where it is (URL or sync command)."""
     from lightning.pytorch.utilities import rank_zero_only
 
     for logger in loggers:
@@ -111,7 +114,8 @@ def finish_loggers(loggers: list[Any], results: dict[str, Any] | None) -> None:
 
         run = logger.experiment
         if results is not None:
-            run.summary.update({**results["val"], **results["test"], "best_ckpt": results["best_ckpt"] or ""})
+            baselines = {f"baselines/{name}/{k}": v for name, r in results.get("baselines", {}).items() for k, v in r.items()}
+            run.summary.update({**results["val"], **results["test"], **baselines, "best_ckpt": results["best_ckpt"] or ""})
         offline = run.settings.mode == "offline" or run.offline
         url, run_path = run.url, Path(run.dir).parent  # .../wandb/offline-run-<time>-<id>/files -> its folder
         run.finish(exit_code=0 if results is not None else 1)

@@ -11,6 +11,13 @@ it lacks:
   that cursor, so what was logged between the checkpoint and a kill is logged once, not twice.
 
 `ResumeState.snapshot` gives both to the one hook that fills a checkpoint (zoo/training/checkpoint.py).
+
+A resume is a transaction: `check_resume` compares the checkpoint with the model and config that
+would continue it before anything is written, and refuses, in one line, what cannot continue it
+(another architecture, other data, another optimizer or schedule). A changed `optim.lr` or
+`optim.weight_decay` is applied to the restored optimizers (`ResumeState.on_train_start`), which
+is what continuing a diverged run with a lower learning rate needs. The run dir itself changes
+only once the restore has succeeded (zoo/training/rundir.py).
 """
 
 from __future__ import annotations
@@ -23,6 +30,9 @@ import lightning as L
 import numpy as np
 import torch
 
+from zoo.errors import ConfigError
+from zoo.models.optim import RETUNABLE, retune
+from zoo.spec import DataSpec
 from zoo.training.loggers import log_cursor
 
 # -- RNG ----------------------------------------------------------------------------------------
@@ -60,8 +70,11 @@ def set_rng_state(state: dict[str, Any]) -> None:
 class ResumeState(L.Callback):
     """Give each checkpoint the RNG states and logger cursors (`snapshot`); restore the RNG when resuming."""
 
-    def __init__(self) -> None:
+    fast_path_safe = True  # its batch hooks only record the phase a save happens in, read at a chunk's end
+
+    def __init__(self, retune: tuple[dict[str, Any], dict[str, Any]] | None = None) -> None:
         self.phase: str | None = None  # "batch_end" / "epoch_end": Lightning logs metrics right after a save there
+        self.retune = retune  # (the checkpoint's optim, the resumed run's) when lr or weight decay changed
 
     # These run before ModelCheckpoint's hooks: Lightning always calls checkpoint callbacks last.
     def on_train_batch_end(self, *args: Any) -> None:
@@ -99,14 +112,60 @@ class ResumeState(L.Callback):
         # when it builds the loader after restoring; a scheduler asking for estimated_stepping_batches
         # builds it before, and the position is dropped. Hand it over again now that the loops are restored.
         trainer.fit_loop._load_combined_loader_states()
+        if self.retune is not None:  # the optimizers and schedulers are restored by now
+            retune(trainer.optimizers, [c.scheduler for c in trainer.lr_scheduler_configs], *self.retune)
+            self.retune = None
 
 
-def prepare_resume(ckpt_path: Path) -> dict[str, Any]:
-    """Remove temp files a killed save left beside `ckpt_path`; return the checkpoint's logger cursor."""
-    from lightning.pytorch.utilities import rank_zero_only
+def check_resume(ckpt: dict[str, Any], cfg: dict[str, Any], model: Any) -> dict[str, Any]:
+    """Return what a resume from `ckpt` needs ({"cursor", "retune"}), after checking that the checkpoint
+    can continue as `model` with `cfg`; raise a one-line ConfigError naming the override that it cannot.
 
-    if rank_zero_only.rank == 0:
-        for tmp in ckpt_path.parent.glob(".*.ckpt.*.tmp"):  # AtomicCheckpointIO's unfinished writes
-            tmp.unlink(missing_ok=True)
-    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
-    return dict(ckpt.get("zoo", {}).get("logs", {}))  # {} for checkpoints that predate the cursor
+    Nothing is written here: this runs before the loggers, the Trainer and the run dir.
+    """
+    hp, name = ckpt["hyper_parameters"], ckpt["zoo"]["model"]
+    new_run = "start a new run (without --resume) for that"
+    if name != model.registry_name:
+        raise ConfigError(f"Cannot resume with model.name={model.registry_name}: the checkpoint holds a '{name}'; {new_run}")
+    for key in sorted((set(hp) | set(model.hparams)) - {"spec", "optim"}):
+        if hp.get(key) != model.hparams.get(key):
+            raise ConfigError(f"Cannot resume with model.{key}={model.hparams.get(key)!r}: the checkpoint's model has "
+                              f"model.{key}={hp.get(key)!r}, and its weights fit that architecture only; {new_run}")
+    # Compared as DataSpecs: a checkpoint written before a field existed has its default (e.g. table=None).
+    if DataSpec.from_dict(hp["spec"]).to_dict() != model.spec.to_dict():
+        stored = ckpt["zoo"].get("config", {}).get("data", {})
+        changed = [f"data.{k}" for k in sorted(set(stored) | set(cfg["data"])) if stored.get(k) != cfg["data"].get(k)]
+        raise ConfigError(f"Cannot resume: the data differs from the checkpoint's (changed: "
+                          f"{', '.join(changed) or 'the files it reads'}), and a model continues only on the splits, "
+                          f"statistics and vocabulary it was built from; {new_run}")
+    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    if shapes != {k: tuple(v.shape) for k, v in ckpt["state_dict"].items()}:
+        raise ConfigError(f"Cannot resume: the checkpoint's weights do not fit a '{name}' built from its own "
+                          "hyper-parameters (an edited or foreign file?)")
+    old, new = hp.get("optim") or {}, model.optim
+    for key, was, now in differences(old, new, "optim"):
+        if key.split(".")[1] not in RETUNABLE:
+            raise ConfigError(f"Cannot resume with {key}={now!r} (the checkpoint's: {was!r}): it shapes the optimizer "
+                              f"state being restored. A resume applies only "
+                              f"{' and '.join(f'optim.{k}' for k in RETUNABLE)}; {new_run}")
+    changed = any(old.get(k) != new.get(k) for k in RETUNABLE)
+    return {"cursor": dict(ckpt["zoo"].get("logs", {})),  # {} for checkpoints that predate the cursor
+            "retune": (old, new) if changed else None}
+
+
+def differences(old: dict[str, Any], new: dict[str, Any], prefix: str) -> list[tuple[str, Any, Any]]:
+    """Return (dotted key, old value, new value) for every leaf that differs between two nested dicts."""
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += differences(a, b, f"{prefix}.{key}")
+        elif a != b:
+            out.append((f"{prefix}.{key}", a, b))
+    return out
+
+
+def remove_unfinished_saves(ckpt_dir: Path) -> None:
+    """Remove the temp files that a killed save left in `ckpt_dir` (AtomicCheckpointIO's unfinished writes)."""
+    for tmp in ckpt_dir.glob(".*.ckpt.*.tmp"):
+        tmp.unlink(missing_ok=True)
