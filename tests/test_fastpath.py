@@ -85,11 +85,8 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("experiment,overrides,direct", CASES)
-def test_fast_path_gives_the_ordinary_loops_results(experiment, overrides, direct, tmp_path, monkeypatch, capsys):
-    ordinary = train(tmp_path, experiment, "off", overrides, monkeypatch)
-    fast = train(tmp_path, experiment, "on", overrides, monkeypatch)
-    out = capsys.readouterr().out
+def assert_same_run(ordinary: dict, fast: dict, out: str, direct: bool) -> None:
+    """Require the two runs (fast_path=off, fast_path=on) to have left the same things behind."""
     assert "zoo: fast path off: fast_path=off" in out
     assert "zoo: fast path on: optimizer steps run in chunks" in out and "forced" not in out
     assert ordinary["fast"].batches == 0 and fast["fast"].batches > 0, "the fast path ran batches inside chunks"
@@ -103,8 +100,31 @@ def test_fast_path_gives_the_ordinary_loops_results(experiment, overrides, direc
     assert rows == (run_a / "metrics.csv").read_text()  # every row and column
     header = rows.splitlines()[0].split(",")
     assert "train/loss_step" in header  # step logs were written
-    assert any(k.startswith("lr-AdamW") for k in header) == (experiment == "digits_cnn")  # the LR monitor's, with a scheduler
+    assert any(k.startswith("lr-AdamW") for k in header)  # the LR monitor's learning rates
     assert (fast["val"], fast["test"]) == (ordinary["val"], ordinary["test"])
+    assert (fast["val_step"], fast["best_step"]) == (ordinary["val_step"], ordinary["best_step"])
+
+
+@pytest.mark.parametrize("experiment,overrides,direct", CASES)
+def test_fast_path_gives_the_ordinary_loops_results(experiment, overrides, direct, tmp_path, monkeypatch, capsys):
+    ordinary = train(tmp_path, experiment, "off", overrides, monkeypatch)
+    fast = train(tmp_path, experiment, "on", overrides, monkeypatch)
+    assert_same_run(ordinary, fast, capsys.readouterr().out, direct)
+
+
+def test_augmented_images_decoded_from_files_give_the_same_results(tmp_path, monkeypatch, capsys):
+    """Augmentation runs per batch inside the loader (a generator seeded by seed, epoch, rank and batch
+    index), and image_folder decodes files through a DataLoader: batches the fast path pulls from
+    Lightning's fetcher are the ones the ordinary loop gets, so it stays on and changes nothing."""
+    from zoo.data.image_folder import ImageFolder
+
+    data = ImageFolder.example(tmp_path / "images")
+    overrides = [f"data.path={data['path']}", "data.image_size=16", "data.in_memory=false", "data.num_workers=0",
+                 "data.augment=flip_crop_cutout", "data.batch_size=4", "model.channels=[8,16]", "trainer.max_epochs=2",
+                 "trainer.log_every_n_steps=4"]
+    ordinary = train(tmp_path, "image_folder_cnn", "off", overrides, monkeypatch)
+    fast = train(tmp_path, "image_folder_cnn", "on", overrides, monkeypatch)
+    assert_same_run(ordinary, fast, capsys.readouterr().out, True)
 
 
 def test_fast_path_is_the_default(tmp_path, monkeypatch, capsys):
