@@ -251,7 +251,8 @@ def main() -> None:
     import warnings
 
     warnings.filterwarnings("ignore")
-    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    for name in ("lightning.pytorch", "lightning.pytorch.utilities.rank_zero"):  # the latter sets its own level
+        logging.getLogger(name).setLevel(logging.ERROR)
     register_mnist_shaped()
     time_trainer_fit()
     print(f"CNN [32, 64], {args.repeats} paired repeats, 1 thread, device {args.device}, "

@@ -143,15 +143,25 @@ class EveryBatch(L.Callback):
         self.calls += 1
 
 
-@pytest.mark.parametrize("mode", ["auto", "on"])
-def test_a_callback_with_batch_hooks_switches_it_off_unless_forced(mode, tmp_path, monkeypatch, capsys):
-    spy = EveryBatch()
+class DeclaredSafe(EveryBatch):
+    """A user callback whose batch hooks may run once per chunk, as it declares."""
+
+    fast_path_safe = True
+
+
+@pytest.mark.parametrize("mode,kind", [("auto", EveryBatch), ("on", EveryBatch), ("auto", DeclaredSafe)])
+def test_a_callback_with_batch_hooks_switches_it_off_unless_forced_or_declared(mode, kind, tmp_path, monkeypatch,
+                                                                                capsys):
+    spy = kind()
     monkeypatch.setattr(zoo.training.callbacks, "build_callbacks", lambda *a, **k: [*BUILD(*a, **k), spy])
     cfg, _ = resolve([str(ROOT / "configs" / "experiment" / "iris_mlp.yaml")],
                      [*QUIET, f"run.dir={tmp_path}", "trainer.max_epochs=2", f"fast_path={mode}"])
     fit(cfg)
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("zoo: fast path")]
-    if mode == "auto":
+    if kind is DeclaredSafe:
+        assert len(lines) == 1 and lines[0].startswith("zoo: fast path on:") and "forced" not in lines[0]
+        assert 0 < spy.calls < 12  # once per chunk
+    elif mode == "auto":
         assert lines == ["zoo: fast path off: callback EveryBatch runs on_train_batch_end at every batch"]
         assert spy.calls == 12  # 2 epochs of 6 batches
     else:
