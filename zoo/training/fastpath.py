@@ -250,9 +250,7 @@ class FastPath(L.Callback):
             batch_idx = loop.batch_idx + 1
             progress.is_last_batch = fetcher.done
             if not self._in_place:
-                batch = trainer.precision_plugin.convert_input(batch)
-                batch = module._on_before_batch_transfer(batch, dataloader_idx=0)
-                batch = call._call_strategy_hook(trainer, "batch_to_device", batch, dataloader_idx=0)
+                batch = self._prepare(trainer, module, batch)
             progress.increment_ready()
             logs.on_batch_start(batch)
             if not direct:
@@ -273,6 +271,14 @@ class FastPath(L.Callback):
             self.batches += 1
             if self._due(trainer):
                 return
+
+    @staticmethod
+    def _prepare(trainer: L.Trainer, module: Any, batch: Any) -> Any:
+        """Return `batch` converted and moved to the device as Lightning's fetch does it (`batches_in_place`
+        says when nothing would change)."""
+        batch = trainer.precision_plugin.convert_input(batch)
+        batch = module._on_before_batch_transfer(batch, dataloader_idx=0)
+        return call._call_strategy_hook(trainer, "batch_to_device", batch, dataloader_idx=0)
 
     def _step(self, trainer: L.Trainer, module: Any, args: tuple) -> None:
         """Train on one batch as `_AutomaticOptimization.run` does in the `direct_setup`: the same calls in
@@ -346,9 +352,7 @@ class FastPath(L.Callback):
             batch, batch_idx, _ = next(fetcher)
             progress.is_last_batch = fetcher.done
             if not self._in_place:
-                batch = trainer.precision_plugin.convert_input(batch)
-                batch = module._on_before_batch_transfer(batch, dataloader_idx=0)
-                batch = call._call_strategy_hook(trainer, "batch_to_device", batch, dataloader_idx=0)
+                batch = self._prepare(trainer, module, batch)
             progress.increment_ready()
             logs.on_batch_start(batch, None)
             progress.increment_started()
