@@ -3,7 +3,7 @@
 Each case runs `python -m zoo.fit`'s or `zoo`'s `main()` in-process and asserts the exit code, a
 single `error: ...` line on stderr naming the problem, no traceback, and that the case's folder
 (run dirs, $ZOO_HOME cache, output paths; lock files aside) is byte for byte as it was before. The
-cases cover config, input files, checkpoints, resume, predict, sample, export and sweep files.
+cases cover config, input files, checkpoints, resume, predict, sample, export, sweep files and serve.
 
 The fixtures (a few tiny trained checkpoints) are built once per module; each case works on its
 own copy of the iris run dir. Tests after the corpus cover what is not a one-line refusal: a
@@ -502,6 +502,28 @@ SWEEP = [
     Case("parameters-empty", "zoo", lambda w: sweep_file(w, GOOD_SWEEP.split("parameters")[0] + "parameters: {}\n")),
 ]
 
+def busy_port(w: Workspace) -> list[str]:
+    """Listen on a free port for the length of the case; return `zoo serve` asked to use it."""
+    import socket
+
+    w.listener = socket.socket()
+    w.listener.bind(("127.0.0.1", 0))
+    w.listener.listen()
+    return ["serve", "mlp-iris", "--port", str(w.listener.getsockname()[1])]
+
+
+SERVE = [  # refused before a model loads or Gradio starts, or before the page is served
+    Case("unknown-name", "zoo", lambda w: ["serve", "cnn-digitz"], ("Did you mean 'cnn-digits'",)),
+    Case("ckpt-missing", "zoo", lambda w: ["serve", str(w.root / "no.ckpt")], ("Checkpoint not found",)),
+    Case("ckpt-random-bytes", "zoo", lambda w: ["serve", w.file("r.ckpt", RANDOM_BYTES)], ("Cannot read checkpoint",)),
+    Case("pickle-payload", "zoo", lambda w: ["serve", w.file("evil.ckpt", w.payload())], ("Refused to load",)),
+    Case("second-model-missing", "zoo", lambda w: ["serve", "mlp-iris", str(w.root / "no.ckpt")],
+         ("Checkpoint not found",)),
+    Case("port-out-of-range", "zoo", lambda w: ["serve", "--port", "70000"], ("--port must be between 1 and 65535",)),
+    Case("port-in-use", "zoo", busy_port, ("Address already in use", "pick another --port")),
+    Case("host-unknown", "zoo", lambda w: ["serve", "--host", "no-such-host.invalid"], ("Cannot serve on",)),
+]
+
 BOUNDARY = [
     Case("info-unknown", "zoo", lambda w: ["info", "cnnn"], ("Did you mean 'cnn'",)),
     Case("baseline-unknown-data", "zoo", lambda w: ["baseline", "--data", "digitz"], ("Did you mean 'digits'",)),
@@ -509,7 +531,7 @@ BOUNDARY = [
 ]
 
 GROUPS = {"config": CONFIG, "files": FILES, "predict": PREDICT, "checkpoint": CHECKPOINTS, "resume": RESUME,
-          "sample": SAMPLE, "export": EXPORT, "sweep": SWEEP, "boundary": BOUNDARY}
+          "sample": SAMPLE, "export": EXPORT, "sweep": SWEEP, "serve": SERVE, "boundary": BOUNDARY}
 CASES = [pytest.param(c, id=f"{group}-{c.id}") for group, cases in GROUPS.items() for c in cases]
 
 

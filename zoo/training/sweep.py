@@ -257,7 +257,8 @@ def run_sweep(path: str | None = None, *, resume: str | None = None, parallel: i
         print(f"sweep {sweep['name']}: {todo} of {target} {sweep['method']} trials to run, {parallel} at a time -> "
               f"{sweep_dir}\n  study: sqlite:///{sweep_dir / STORAGE} (zoo sweep --resume {sweep_dir}; "
               f"optuna-dashboard sqlite:///{sweep_dir / STORAGE})", flush=True)
-        objective = Objective(sweep, sweep_dir, setup["extra"], poll_seconds)
+        objective = Objective(sweep, sweep_dir, setup["extra"], lambda trial: suggest(trial, sweep["parameters"]),
+                              poll_seconds)
         study.optimize(objective, n_trials=todo, n_jobs=max(1, parallel), catch=(objective.Failed,))
         rows = rank(table_rows(study, sweep), sweep["metric"]["goal"])
         save_table(rows, sweep_dir)

@@ -23,6 +23,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,14 +65,15 @@ class Objective:
 
     Failed = TrialFailed
 
-    def __init__(self, sweep: dict[str, Any], sweep_dir: Path, extra: list[str], poll_seconds: float = 1.0) -> None:
+    def __init__(self, sweep: dict[str, Any], sweep_dir: Path, extra: list[str],
+                 suggest: Callable[[Any], dict[str, Any]], poll_seconds: float = 1.0) -> None:
+        """`suggest(trial)` returns one trial's parameters (the sweep file's search space, asked of Optuna)."""
         self.sweep, self.sweep_dir, self.extra, self.poll_seconds = sweep, sweep_dir, extra, poll_seconds
+        self.suggest = suggest
         self.metric = sweep["metric"]["name"]
 
     def __call__(self, trial: Any) -> float:
-        from zoo.training.sweep import suggest
-
-        params = suggest(trial, self.sweep["parameters"])
+        params = self.suggest(trial)
         trial.set_user_attr("params", params)
         name = f"trial-{trial.number:03d}"
         start, value = time.perf_counter(), None

@@ -46,11 +46,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     if importlib.util.find_spec("gradio") is None:
         raise ZooError("zoo serve needs Gradio: pip install 'zoo[serve]' (or pip install 'gradio>=6,<7')")
+    check_address(args.host, args.port)  # before the models load and Gradio starts: a bad address fails at once
     shelf = Shelf()
     for name in args.models:  # a model named on the command line must open, or nothing starts
         shelf.open(name)
     serve(shelf, host=args.host, port=args.port)
     return 0
+
+
+def check_address(host: str, port: int) -> None:
+    """Raise ZooError unless this process can listen on host:port now (the port in range and free)."""
+    import socket
+
+    if not 1 <= port <= 65535:
+        raise ZooError(f"--port must be between 1 and 65535, got {port}")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        with socket.socket(infos[0][0], socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will: TIME_WAIT is no obstacle
+            probe.bind(infos[0][4])
+    except OSError as e:
+        raise ZooError(f"Cannot serve on {host}:{port} ({e.strerror or e}); pick another --port or --host") from None
 
 
 def serve(shelf: Shelf, host: str = "127.0.0.1", port: int = 7860) -> None:
