@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import statistics
 import tempfile
 import time
@@ -60,7 +61,12 @@ def sync(device: torch.device) -> None:
 
 
 class StepTimer:
-    """A Lightning callback that times the steps after `warmup` (synchronising the GPU at both ends)."""
+    """A Lightning callback that times the steps after `warmup` (synchronising the GPU at both ends).
+
+    It marks the start in `on_before_zero_grad` (after the forward of step `warmup`, where the hand
+    loop marks it too): a per-step hook, so that the fast path's chunks (several steps per loop
+    iteration) keep running while it times them.
+    """
 
     def __init__(self, warmup: int, device: torch.device) -> None:
         import lightning as L
@@ -68,7 +74,7 @@ class StepTimer:
         outer = self
 
         class _CB(L.Callback):
-            def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            def on_before_zero_grad(self, trainer, pl_module, optimizer):
                 if trainer.global_step == warmup:
                     sync(device)
                     outer.t0 = time.perf_counter()
@@ -84,19 +90,21 @@ class StepTimer:
 def run_zoo(model: Any, loader: Any, p: dict[str, int], args: argparse.Namespace, device: torch.device) -> float:
     """Train through a Lightning Trainer set up as zoo.fit does; return seconds for the timed steps.
 
-    Its per-step work is zoo.fit's: the CSV logger and the non-finite-loss guard. Checkpoints and
-    validation are left out of both loops (at 124M parameters a save would dominate the timing).
+    Its per-step work is zoo.fit's: the fast path (zoo/training/fastpath.py), the CSV logger and the
+    non-finite-loss guard. Checkpoints and validation are left out of both loops (at 124M parameters
+    a save would dominate the timing).
     """
     import lightning as L
     from lightning.pytorch.loggers import CSVLogger
 
     from zoo.training.callbacks import FiniteLoss
+    from zoo.training.fastpath import FastPath
 
     timer = StepTimer(p["warmup"], device)
     with tempfile.TemporaryDirectory() as tmp:
         trainer = L.Trainer(accelerator=device.type, devices=1, precision=args.precision,
                             max_steps=p["warmup"] + p["steps"], gradient_clip_val=args.clip, logger=CSVLogger(tmp),
-                            callbacks=[timer.callback, FiniteLoss()], enable_checkpointing=False, enable_progress_bar=False,
+                            callbacks=[FastPath(), timer.callback, FiniteLoss()], enable_checkpointing=False, enable_progress_bar=False,
                             enable_model_summary=False, default_root_dir=tmp, limit_val_batches=0)
         trainer.fit(model, train_dataloaders=loader)
     return timer.t1 - timer.t0
@@ -116,11 +124,11 @@ def run_hand(model: Any, loader: Any, p: dict[str, int], args: argparse.Namespac
     step, t0 = 0, 0.0
     while step < p["warmup"] + p["steps"]:
         for x, y in loader:
-            if step == p["warmup"]:
-                sync(device)
-                t0 = time.perf_counter()
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 loss = forward_loss(x, y)
+            if step == p["warmup"]:  # after the forward, as zoo's StepTimer
+                sync(device)
+                t0 = time.perf_counter()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if args.clip:
@@ -198,14 +206,20 @@ def main(argv: list[str] | None = None) -> None:
               f"hand {hand_tps[-1]:,.0f} tok/s ({secs['hand'] / p['steps'] * 1e3:.1f} ms/step)  ratio {ratios[-1]:.3f}")
     print(f"median tokens/s: zoo {statistics.median(zoo_tps):,.0f}  hand {statistics.median(hand_tps):,.0f}")
     print(f"median ratio zoo/hand (step time): {statistics.median(ratios):.3f}")
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-        peak = args.peak_tflops * 1e12 if args.peak_tflops else next((v for k, v in PEAK_BF16.items() if k in name),
-                                                                       None)
-        for label, tps in (("zoo", statistics.median(zoo_tps)), ("hand", statistics.median(hand_tps))):
-            achieved, util = mfu(n_params, p, tps, peak)
-            util_s = f"MFU {util * 100:.1f}%" if util is not None else "MFU unknown (pass --peak-tflops)"
-            print(f"{label}: {achieved / 1e12:.1f} TFLOP/s on {name}: {util_s}")
+    # MFU on every device, through the same code: the GPU's name picks its peak (a CPU has none; --peak-tflops sets one)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    peak = args.peak_tflops * 1e12 if args.peak_tflops else next((v for k, v in PEAK_BF16.items() if k in name), None)
+    utils = {}
+    for label, tps in (("zoo", statistics.median(zoo_tps)), ("hand", statistics.median(hand_tps))):
+        achieved, util = mfu(n_params, p, tps, peak)
+        utils[label] = None if util is None else round(util, 4)
+        util_s = f"MFU {util * 100:.1f}%" if util is not None else "MFU unknown (no peak for this device: --peak-tflops)"
+        print(f"{label}: {achieved / 1e12:.3f} TFLOP/s on {name}: {util_s}")
+    summary = {"bench": "lm", "device": name, "preset": args.preset or "default", "precision": args.precision,
+               "compile": args.compile, "batch": p["B"], "T": p["T"], "params_m": round(n_params / 1e6, 2),
+               "tokens_per_s": {"zoo": round(statistics.median(zoo_tps)), "hand": round(statistics.median(hand_tps))},
+               "mfu": utils, "zoo/hand": round(statistics.median(ratios), 4)}
+    print(json.dumps(summary))
 
 
 if __name__ == "__main__":

@@ -1,47 +1,101 @@
-"""Overhead of zoo over a hand-written PyTorch loop: same CNN, same digits data, same epochs.
+"""Overhead of zoo over a hand-written PyTorch loop: same CNN, same data, same epochs, two datasets.
 
-    python scripts/bench_overhead.py [--epochs 20] [--repeats 5] [--batch-sizes 64 256] [--device cpu]
+    python scripts/bench_overhead.py [--datasets digits mnist] [--epochs 20] [--mnist-epochs 1]
+                                     [--repeats 5] [--batch-sizes 64 256] [--device cpu]
 
-Each repeat runs the hand loop, `zoo.fit` and the Lightning floor (below) back to back (paired,
-rotating which goes first), with one CPU thread, each doing the same work per
-epoch: a shuffled pass over the train split with AdamW, a validation pass that computes loss and
-accuracy, and a checkpoint of model + optimizer written atomically (temp file, then rename).
-zoo's time is `trainer.fit` as `zoo.fit` runs it (in-memory loader, metrics, last.ckpt and
-best.ckpt, CSV logging); its test pass is excluded, as is the hand loop's setup.
+Datasets: scikit-learn's digits (1,797 8x8 images: 19 steps an epoch at batch 64, so per-epoch
+costs weigh), and MNIST-shaped synthetic tensors (60,000 random 1x28x28 images, 10 random
+classes; the values only matter for timing). Both split 65/15/20 into train/val/test, as zoo does.
 
-A third contender, "floor", is the least a Lightning Trainer can do for the same work: a bare
-LightningModule around the same CNN and loader, no logger, no metrics objects, no callbacks but
-one `trainer.save_checkpoint` per epoch. floor/hand is what Lightning's own loop costs, which
-no Lightning-based trainer can go below; zoo/floor is what zoo adds on top of it.
+Four contenders, each doing the same work per epoch: a shuffled pass over the train split with
+AdamW, a validation pass that computes loss and accuracy, and a checkpoint of model + optimizer
+written atomically (temp file, then rename):
 
-Prints the median ratios zoo/hand, floor/hand and zoo/floor per batch size.
-Targets for zoo/hand: <= 1.03 at 256, <= 1.08 at 64.
+- hand: a plain PyTorch loop over the same tensors;
+- fast: `zoo.fit` as a user runs it (the fast path on, its default here; in-memory loader,
+  metrics, last.ckpt and best.ckpt, CSV logging); its time is `trainer.fit`'s, test excluded;
+- ordinary: the same `zoo.fit` with `fast_path=off`, one Lightning loop iteration per batch;
+- floor: the least a Lightning Trainer can do for the same work, one iteration per batch: a bare
+  LightningModule around the same CNN and loader, no logger, no metric objects, no callbacks but
+  one `trainer.save_checkpoint` per epoch.
+
+Each repeat runs all four back to back with one CPU thread, rotating which goes first (paired
+repeats), after untimed warm-up runs. Each run is timed twice: wall time, and the CPU time of this
+process, which other processes on a shared machine disturb less (they still share its caches). For
+zoo and the floor both cover `Trainer.fit` only (not zoo's test pass), for the hand loop its
+epochs. The script prints the machine's load average, the median times and the median of the
+per-repeat ratios (with min and max), and ends with one JSON line of the median ratios. Targets for
+fast/hand on the CPU: MNIST-shaped <= 1.03 at batch 256 and <= 1.05 at batch 64, digits <= 1.10 at
+batch 64.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import json
 import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+CONTENDERS = ("hand", "fast", "ordinary", "floor")
+FIT_TIMES: list[tuple[float, float]] = []  # (wall, CPU) seconds of every Trainer.fit call (time_trainer_fit)
+
+
+def time_trainer_fit() -> None:
+    """Make every `lightning.Trainer.fit` call record its wall and CPU time (CPU time: this process's, all
+    threads; less sensitive than wall time to other processes on a shared machine)."""
+    import lightning as L
+
+    fit = L.Trainer.fit
+
+    def timed(self, *args, **kwargs):
+        start, cpu = time.perf_counter(), time.process_time()
+        try:
+            return fit(self, *args, **kwargs)
+        finally:
+            if self.strategy.root_device.type == "cuda":
+                torch.cuda.synchronize()
+            FIT_TIMES.append((time.perf_counter() - start, time.process_time() - cpu))
+
+    L.Trainer.fit = timed
+RATIOS = ("fast/hand", "ordinary/hand", "floor/hand", "fast/floor", "ordinary/fast")
+
+
+def register_mnist_shaped() -> None:
+    """Register `mnist_shaped`: 60,000 random 1x28x28 images and labels (a benchmark-only dataset)."""
+    from zoo.data.base import ArrayDataModule
+    from zoo.registry import DATA
+
+    @DATA.register("mnist_shaped")
+    class MNISTShaped(ArrayDataModule):
+        """60,000 random 1x28x28 images in [0, 1) with random labels of 10 classes (timing only)."""
+
+        modality = "image"
+
+        def load_arrays(self) -> tuple[np.ndarray, np.ndarray, dict]:
+            rng = np.random.default_rng(self.seed)
+            x = rng.random((60_000, 1, 28, 28), dtype=np.float32)
+            return x, rng.integers(0, 10, 60_000), {"class_names": tuple(str(c) for c in range(10))}
+
 
 def hand_loop(model: torch.nn.Module, splits: dict, epochs: int, batch_size: int, lr: float, device: str,
-              root: str) -> float:
-    """Train with a plain PyTorch loop; return the wall time in seconds."""
+              root: str) -> tuple[float, float]:
+    """Train with a plain PyTorch loop; return its (wall, CPU) time in seconds."""
     from zoo.models.optim import build_optimizer
 
     ckpt = Path(root) / "hand.ckpt"
-
     model = model.to(device)
     opt = build_optimizer(model, {"name": "adamw", "lr": lr})
     (x, y), (xv, yv) = [tuple(t.to(device) for t in splits[s]) for s in ("train", "val")]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for epoch in range(epochs):
         model.train()
         g = torch.Generator().manual_seed(epoch)
@@ -63,28 +117,31 @@ def hand_loop(model: torch.nn.Module, splits: dict, epochs: int, batch_size: int
         os.replace(ckpt.with_suffix(".tmp"), ckpt)
     if device == "cuda":
         torch.cuda.synchronize()
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
-def zoo_fit(epochs: int, batch_size: int, lr: float, device: str, root: str) -> float:
-    """Train with `zoo.fit` as a user runs it (progress bar off); return trainer.fit's wall time."""
+def zoo_fit(data: str, epochs: int, batch_size: int, lr: float, device: str, root: str,
+            fast_path: str) -> tuple[float, float]:
+    """Train with `zoo.fit` as a user runs it (progress bar off); return trainer.fit's (wall, CPU) time."""
     from zoo.fit import fit
     from zoo.training.config import validate
 
     cfg = validate({
         "model": {"name": "cnn", "channels": [32, 64]},
-        "data": {"name": "digits", "batch_size": batch_size},
+        "data": {"name": data, "batch_size": batch_size},
         "optim": {"name": "adamw", "lr": lr},
-        "trainer": {"max_epochs": epochs, "accelerator": device, "devices": 1, "enable_progress_bar": False,
-                    "num_sanity_val_steps": 0},
+        "trainer": {"max_epochs": epochs, "accelerator": "gpu" if device == "cuda" else device, "devices": 1,
+                    "enable_progress_bar": False, "num_sanity_val_steps": 0},
         "run": {"dir": root, "name": "bench"},
+        "fast_path": fast_path,
     })
-    return fit(cfg)["fit_seconds"]
+    fit(cfg)
+    return FIT_TIMES[-1]
 
 
 def lightning_floor(model: torch.nn.Module, splits: dict, epochs: int, batch_size: int, lr: float, device: str,
-                    root: str) -> float:
-    """Train with a bare Lightning Trainer doing the hand loop's work; return trainer.fit's wall time."""
+                    root: str) -> tuple[float, float]:
+    """Train with a bare Lightning Trainer doing the hand loop's work; return trainer.fit's (wall, CPU) time."""
     import lightning as L
 
     from zoo.data.base import InMemoryLoader
@@ -120,16 +177,69 @@ def lightning_floor(model: torch.nn.Module, splits: dict, epochs: int, batch_siz
                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, num_sanity_val_steps=0, callbacks=[SaveEachEpoch()])
     train = InMemoryLoader(x, y, batch_size, shuffle=True, epoch=lambda: trainer.current_epoch, drop_uneven=True)
-    start = time.perf_counter()
     trainer.fit(Bare(), train, InMemoryLoader(xv, yv, batch_size))
-    if device == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
+    return FIT_TIMES[-1]
+
+
+def bench(data: str, epochs: int, batch_size: int, args: argparse.Namespace) -> dict[str, dict]:
+    """Time the four contenders on one dataset and batch size; print and return their medians."""
+    from zoo.models.cnn import CNN
+    from zoo.registry import DATA
+
+    dm = DATA.build(data, batch_size=batch_size)
+    splits = {s: dm.split(s) for s in ("train", "val")}
+
+    def fresh_cnn(seed: int, on: str = data) -> CNN:
+        torch.manual_seed(seed)  # the same initial weights for every contender of a repeat
+        spec = dm.spec if on == data else DATA.build(on).spec
+        return CNN(spec.to_dict(), channels=[32, 64])
+
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in CONTENDERS}
+    with tempfile.TemporaryDirectory() as root:
+        runs = {
+            "hand": lambda r, e: hand_loop(fresh_cnn(r), splits, e, batch_size, args.lr, args.device, root),
+            "fast": lambda r, e: zoo_fit(data, e, batch_size, args.lr, args.device, root, "auto"),
+            "ordinary": lambda r, e: zoo_fit(data, e, batch_size, args.lr, args.device, root, "off"),
+            "floor": lambda r, e: lightning_floor(fresh_cnn(r), splits, e, batch_size, args.lr, args.device, root),
+        }
+        # Warm-up, untimed: imports and first-call costs on the digits (one epoch each), then one hand-loop
+        # epoch on this data for the kernels' first use at its shapes.
+        warm_splits = {s: DATA.build("digits").split(s) for s in ("train", "val")} if data != "digits" else splits
+        for name in CONTENDERS:
+            if name in ("fast", "ordinary"):
+                with contextlib.redirect_stdout(io.StringIO()):
+                    zoo_fit("digits", 1, batch_size, args.lr, args.device, root, "auto" if name == "fast" else "off")
+            elif name == "floor":
+                lightning_floor(fresh_cnn(0, "digits"), warm_splits, 1, batch_size, args.lr, args.device, root)
+        hand_loop(fresh_cnn(0), splits, 1, batch_size, args.lr, args.device, root)
+        for r in range(args.repeats):
+            for name in CONTENDERS[r % 4:] + CONTENDERS[: r % 4]:  # rotate who goes first
+                with contextlib.redirect_stdout(io.StringIO()) as out:
+                    times[name].append(runs[name](r, epochs))
+                said = [line for line in out.getvalue().splitlines() if line.startswith("zoo: fast path")]
+                if r == 0 and said:  # say once which loop zoo's runs took
+                    print(*said, sep="\n")
+    out: dict[str, dict] = {}
+    for clock, i in (("wall", 0), ("cpu", 1)):
+        res: dict[str, dict[str, float]] = {"median_s": {k: statistics.median(t[i] for t in v) for k, v in times.items()}}
+        for pair in RATIOS:
+            a, b = pair.split("/")
+            rs = [x[i] / y[i] for x, y in zip(times[a], times[b])]
+            res[pair] = {"median": statistics.median(rs), "min": min(rs), "max": max(rs)}
+        out[clock] = res
+        secs = "  ".join(f"{k} {v:.3f}s" for k, v in res["median_s"].items())
+        print(f"{data} batch {batch_size} ({clock} time): {secs}  load {os.getloadavg()[0]:.2f}")
+        for pair in RATIOS:
+            r = res[pair]
+            print(f"    {pair:14s} median {r['median']:.3f} (min {r['min']:.3f}, max {r['max']:.3f})")
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--datasets", nargs="+", choices=("digits", "mnist"), default=["digits", "mnist"])
+    parser.add_argument("--epochs", type=int, default=20, help="epochs on the digits")
+    parser.add_argument("--mnist-epochs", type=int, default=1, help="epochs on the MNIST-shaped tensors")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -141,43 +251,22 @@ def main() -> None:
     import warnings
 
     warnings.filterwarnings("ignore")
-    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
-    from zoo.data.images import Digits
-    from zoo.models.cnn import CNN
-
-    dm = Digits()
-    splits = {s: dm.split(s) for s in ("train", "val")}
-
-    def fresh_cnn(seed: int) -> CNN:
-        torch.manual_seed(seed)  # the same initial weights for every contender of a repeat
-        return CNN(dm.spec.to_dict(), channels=[32, 64])
-
-    device = "gpu" if args.device == "cuda" else args.device
-    print(f"digits CNN, {args.epochs} epochs, {args.repeats} paired repeats, 1 thread, device {args.device}")
-    for bs in args.batch_sizes:
-        runs = {
-            "hand": lambda r: hand_loop(fresh_cnn(r), splits, args.epochs, bs, args.lr, args.device, root),
-            "zoo": lambda r: zoo_fit(args.epochs, bs, args.lr, device, root),
-            "floor": lambda r: lightning_floor(fresh_cnn(r), splits, args.epochs, bs, args.lr, args.device, root),
-        }
-        times = {name: [] for name in runs}
-        with tempfile.TemporaryDirectory() as root:
-            zoo_fit(1, bs, args.lr, device, root)  # warm-up: imports, allocator, first-call costs
-            hand_loop(fresh_cnn(0), splits, 1, bs, args.lr, args.device, root)
-            lightning_floor(fresh_cnn(0), splits, 1, bs, args.lr, args.device, root)
-            for r in range(args.repeats):
-                order = list(runs)[r % 3:] + list(runs)[: r % 3]  # rotate who goes first
-                for name in order:
-                    times[name].append(runs[name](r))
-
-        def ratio(a: str, b: str) -> str:
-            rs = [x / y for x, y in zip(times[a], times[b])]
-            return f"{statistics.median(rs):.3f} (min {min(rs):.3f}, max {max(rs):.3f})"
-
-        print(f"batch {bs:4d}: hand {statistics.median(times['hand']):.3f}s  zoo {statistics.median(times['zoo']):.3f}s  "
-              f"ratio zoo/hand median {ratio('zoo', 'hand')}\n"
-              f"            floor {statistics.median(times['floor']):.3f}s  ratio floor/hand median {ratio('floor', 'hand')}  "
-              f"zoo/floor median {ratio('zoo', 'floor')}")
+    for name in ("lightning.pytorch", "lightning.pytorch.utilities.rank_zero"):  # the latter sets its own level
+        logging.getLogger(name).setLevel(logging.ERROR)
+    register_mnist_shaped()
+    time_trainer_fit()
+    print(f"CNN [32, 64], {args.repeats} paired repeats, 1 thread, device {args.device}, "
+          f"load average at start {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} cores)")
+    results: dict[str, dict] = {}
+    for data in args.datasets:
+        epochs = args.epochs if data == "digits" else args.mnist_epochs
+        name = "digits" if data == "digits" else "mnist_shaped"
+        print(f"-- {name}, {epochs} epochs")
+        results[name] = {str(bs): bench(name, epochs, bs, args) for bs in args.batch_sizes}
+    summary = {clock: {name: {bs: {pair: round(r[clock][pair]["median"], 4) for pair in RATIOS} for bs, r in per.items()}
+                       for name, per in results.items()} for clock in ("wall", "cpu")}
+    print(json.dumps({"bench": "overhead", "device": args.device, "repeats": args.repeats,
+                      "load_average": [round(x, 2) for x in os.getloadavg()], "median_ratios": summary}))
 
 
 if __name__ == "__main__":

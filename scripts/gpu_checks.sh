@@ -4,8 +4,10 @@
 #
 #   bash scripts/gpu_checks.sh [OUT_DIR]
 #
-# 1. bench_lm, GPT-2-124M shape, compile + bf16 (issue 4; first: the one GPU figure still open)
-# 2. digits_cnn trained on the GPU (issue 3)      3. bench_overhead on the GPU (issue 3)
+# 1. bench_lm, GPT-2-124M shape, compile + bf16, fused AdamW with clipping (issue 14; first: its MFU and zoo/hand)
+# 2. bench_overhead on the GPU: fast path, ordinary loop, hand loop, Lightning floor; digits and MNIST-shaped
+#    tensors in GPU memory (issue 14)
+# 3. digits_cnn trained on the GPU (issue 3)
 # 4. bench_generative: DCGAN, conv VAE and diffusion U-Net on 28x28 digits, GPU vs CPU steps/s (issues 5, 16)
 # 5. digits_gan trained on the GPU (issue 5)
 # 6. bench_vision: cifar10_resnet on 50k synthetic 3x32x32 images, one epoch, zoo vs a hand loop (issue 12)
@@ -34,9 +36,9 @@ step() {  # step NAME SECONDS COMMAND...
 }
 
 step bench_lm_gpu 210 python3 scripts/bench_lm.py --preset gpt2-124m --compile --repeats 3
+step bench_overhead_gpu 300 python3 scripts/bench_overhead.py --device cuda --repeats 3 --epochs 10
 step digits_cnn_gpu 90 python3 -m zoo.fit --config configs/experiment/digits_cnn.yaml trainer.accelerator=gpu \
   trainer.enable_progress_bar=false run.dir="$out/runs"
-step bench_overhead_gpu 150 python3 scripts/bench_overhead.py --device cuda --repeats 3
 step bench_generative 120 python3 scripts/bench_generative.py
 step digits_gan_gpu 80 python3 -m zoo.fit --config configs/experiment/digits_gan.yaml trainer.accelerator=gpu \
   trainer.enable_progress_bar=false run.dir="$out/runs"

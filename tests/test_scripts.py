@@ -23,16 +23,26 @@ def run_script(*args: str) -> str:
     return proc.stdout
 
 
-def test_bench_overhead_prints_a_ratio_per_batch_size():
-    out = run_script("scripts/bench_overhead.py", "--epochs", "1", "--repeats", "1", "--batch-sizes", "256")
-    assert re.search(r"batch  256: hand \d+\.\d+s  zoo \d+\.\d+s  ratio zoo/hand median \d+\.\d+", out), out
-    assert re.search(r"ratio floor/hand median \d+\.\d+ .*  zoo/floor median \d+\.\d+", out), out
+def test_bench_overhead_prints_ratios_and_ends_with_a_json_line():
+    out = run_script("scripts/bench_overhead.py", "--datasets", "digits", "--epochs", "1", "--repeats", "1",
+                     "--batch-sizes", "256")
+    for clock in ("wall", "cpu"):
+        assert re.search(rf"digits batch 256 \({clock} time\): hand \d+\.\d+s  fast \d+\.\d+s  ordinary \d+\.\d+s  "
+                         r"floor \d+\.\d+s", out), out
+    assert re.search(r"fast/hand +median \d+\.\d+ \(min \d+\.\d+, max \d+\.\d+\)", out), out
+    assert "zoo: fast path on:" in out and "zoo: fast path off: fast_path=off" in out, out
+    summary = json.loads(out.strip().splitlines()[-1])
+    for clock in ("wall", "cpu"):
+        assert set(summary["median_ratios"][clock]["digits"]["256"]) == {"fast/hand", "ordinary/hand", "floor/hand",
+                                                                         "fast/floor", "ordinary/fast"}
 
 
-def test_bench_lm_prints_tokens_per_second_and_ratio():
+def test_bench_lm_prints_tokens_per_second_and_ends_with_a_json_line():
     out = run_script("scripts/bench_lm.py", "--steps", "3", "--repeats", "1")
     assert re.search(r"median tokens/s: zoo [\d,]+  hand [\d,]+", out), out
     assert re.search(r"median ratio zoo/hand \(step time\): \d+\.\d+", out), out
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["tokens_per_s"]["zoo"] > 0 and summary["zoo/hand"] > 0 and summary["mfu"] == {"zoo": None, "hand": None}
 
 
 def test_bench_generative_prints_steps_per_second():

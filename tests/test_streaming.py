@@ -60,7 +60,9 @@ def test_prepare_then_train_round_trip(shards, tmp_path, capsys):
     cfg["trainer"].update(FAST_TRAINER)
     results = fit(cfg)
     assert results["test"]["test/acc"] >= 0.85, results["test"]
-    capsys.readouterr()
+    said = [line for line in capsys.readouterr().out.splitlines() if line.startswith("zoo: fast path")]
+    assert said == ["zoo: fast path off: the train loader (ZooStreamingLoader) streams its data; the fast path is "
+                    "for data in memory"]  # streamed batches keep Lightning's loop, and the run says why
     assert main(["test", "--ckpt", results["best_ckpt"]]) == 0  # the checkpoint's config finds the shards again
     printed = dict(line.split() for line in capsys.readouterr().out.strip().splitlines())
     assert abs(float(printed["test/acc"]) - results["test"]["test/acc"]) < 1e-4

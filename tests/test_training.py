@@ -76,14 +76,36 @@ def test_checkpoint_round_trip(tmp_path):
     assert torch.allclose(probs.sum(1), torch.ones(len(x)))
 
 
+def train_ddp(tmp_path, fast_path: str, port: int) -> tuple[dict, dict, str]:
+    """Train iris_mlp with `strategy=ddp` on 2 CPU processes over gloo, in a subprocess (Lightning relaunches
+    the module); return each rank's final weights and counts (tests/rank_runner.py) and the run's stdout."""
+    ranks, run = tmp_path / f"{fast_path}-ranks", tmp_path / fast_path
+    ranks.mkdir()
+    proc = run_cli("tests.rank_runner", str(ranks), "--", "--config", str(EXP / "iris_mlp.yaml"), f"run.dir={run}",
+                   *QUIET, "trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp", "trainer.max_epochs=3",
+                   f"fast_path={fast_path}", env={"MASTER_PORT": str(port)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rank0, rank1 = (torch.load(ranks / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    return rank0, rank1, proc.stdout
+
+
 @pytest.mark.slow
 def test_ddp_two_cpu_processes(tmp_path):
-    """`strategy=ddp` with 2 gloo processes via `python -m zoo.fit` (Lightning relaunches the module)."""
-    port = str(29500 + os.getpid() % 1000)
-    results = train("iris_mlp", tmp_path, "trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp",
-                    "trainer.max_epochs=3", env={"MASTER_PORT": port})
+    """`strategy=ddp` with 2 gloo processes through the fast path: both ranks end with the same weights,
+    the same as the ordinary loop's (fast_path=off) bit for bit, and share one run dir."""
+    port = 29500 + os.getpid() % 1000
+    rank0, rank1, out = train_ddp(tmp_path, "auto", port)
+    assert "zoo: fast path on:" in out
+    assert rank0["chunked_batches"] > 0 and rank1["chunked_batches"] == rank0["chunked_batches"]
+    assert rank0["global_step"] == rank1["global_step"] == 9  # 3 epochs of 3 batches per rank
+    ordinary, _, out = train_ddp(tmp_path, "off", port + 1)
+    assert "zoo: fast path off: fast_path=off" in out and ordinary["chunked_batches"] == 0
+    assert ordinary["global_step"] == 9
+    for k, v in rank0["state_dict"].items():
+        assert torch.equal(v, rank1["state_dict"][k]), f"{k} differs between the ranks"
+        assert torch.equal(v, ordinary["state_dict"][k]), f"{k} differs from the ordinary loop's"
     import zoo
 
-    model = zoo.load(results["best_ckpt"])
-    assert model.spec.modality == "tabular"
-    assert len(list((tmp_path / "iris_mlp").iterdir())) == 1, "both ranks must share one run dir"
+    (run_dir,) = (tmp_path / "auto" / "iris_mlp").iterdir()  # both ranks share one run dir
+    results = json.loads((run_dir / "results.json").read_text())
+    assert zoo.load(results["best_ckpt"]).spec.modality == "tabular"

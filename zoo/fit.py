@@ -140,6 +140,7 @@ def fit(cfg: dict[str, Any], run_dir: Path | None = None, *, verbose: bool = Tru
     from zoo.training.callbacks import FinalValidation, build_callbacks
     from zoo.training.checkpoint import AtomicCheckpointIO, saved_step
     from zoo.training.environment import saved_config
+    from zoo.training.fastpath import skip_failing_nvml_probe
     from zoo.training.loggers import build_loggers, finish_loggers, quiet_lightning
     from zoo.training.resume import check_resume
     from zoo.training.rundir import RunDir
@@ -150,6 +151,7 @@ def fit(cfg: dict[str, Any], run_dir: Path | None = None, *, verbose: bool = Tru
     resume_ckpt = str(run_dir / "checkpoints" / "last.ckpt") if run_dir is not None else None
     run_dir = run_dir or new_run_dir(cfg)
     quiet_lightning(verbose)
+    skip_failing_nvml_probe()
     L.seed_everything(cfg["seed"], workers=True, verbose=False)
     datamodule, model = build_data_and_model(cfg)
     resume = check_resume(ckpt, cfg, model) if ckpt else {"cursor": {}, "retune": None}

@@ -100,6 +100,13 @@ class ZooModel(L.LightningModule):
         """Apply `torch.compile` to the hot path of a training step (`model.compile=true`): here, `forward`."""
         self.compile()
 
+    def logs_this_step(self) -> bool:
+        """Return True in the training steps after which Lightning writes step metrics to the loggers (the
+        last of every `trainer.log_every_n_steps` optimizer steps): a value logged in another step is
+        replaced, or dropped at the epoch's end, before anything writes it."""
+        every = self.trainer.log_every_n_steps
+        return bool(every) and (self.global_step + 1) % every == 0
+
     # -- Lightning steps: each stage runs `_shared_step(batch, stage)` per batch, `_log_epoch(stage)` at its end
     def _shared_step(self, batch: Any, stage: str) -> torch.Tensor | None:
         """Return the loss of a batch in `stage` ("train", "val" or "test") and update that stage's metrics."""
@@ -127,11 +134,36 @@ class ZooModel(L.LightningModule):
         self._log_epoch("test")
 
     def configure_optimizers(self) -> Any:
-        optimizer = build_optimizer(self, self.optim)
+        optim = dict(self.optim)
+        if optim.get("fused") is None and self._grad_scaler() is not None and self.trainer.gradient_clip_val:
+            optim["fused"] = False  # a fused step unscales inside itself: too late to clip fp16-scaled gradients
+        optimizer = build_optimizer(self, optim)
         scheduler = build_scheduler(optimizer, self.optim.get("scheduler", {}), self.trainer.estimated_stepping_batches)
         if scheduler is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+    def configure_gradient_clipping(self, optimizer: Any, gradient_clip_val: float | None = None,
+                                    gradient_clip_algorithm: str | None = None) -> None:
+        """Clip as Lightning does (the Trainer's `gradient_clip_val` and algorithm), also for an optimizer that
+        unscales its own gradients (fused AdamW) when no GradScaler scaled them (bf16-mixed, 32-true).
+
+        Lightning refuses that case under its AMP plugin, bf16 included (FACTS.md, "Fused AdamW with
+        clipping"), although without a scaler the gradients are the true ones. Here they are clipped
+        with the plugin's own clip functions, the ones Lightning calls for other optimizers.
+        """
+        if gradient_clip_val and getattr(optimizer, "_step_supports_amp_scaling", False) and self._grad_scaler() is None:
+            precision = self.trainer.precision_plugin
+            if gradient_clip_algorithm == "value":
+                precision.clip_grad_by_value(optimizer, gradient_clip_val)
+            else:
+                precision.clip_grad_by_norm(optimizer, gradient_clip_val)
+            return
+        super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
+
+    def _grad_scaler(self) -> Any:
+        """Return the Trainer's GradScaler (fp16 mixed precision), or None."""
+        return getattr(self.trainer.precision_plugin, "scaler", None)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Plain containers only, so that torch.load(weights_only=True) reads every checkpoint.
@@ -204,15 +236,15 @@ class TaskModel(ZooModel):
         out, loss = self.forward_loss(x, y, keep)
         if self.spec.task == "language_modeling":
             count = (y != self.ignore_index).sum()
-        else:
-            count = torch.tensor(y.shape[0], device=y.device)
+        else:  # filled on the device: torch.tensor(n, device=cuda) would copy from the host and wait for the GPU
+            count = torch.full((), y.shape[0], device=y.device)
         correct = (out.argmax(-1) == y).sum() if self.spec.task == "classification" else torch.zeros_like(count)
         self.metrics[f"{stage}_totals"].update(torch.stack([loss.detach() * count, count, correct]))
         if stage != "train" and self.spec.task != "language_modeling":
             preds = out.argmax(-1) if self.spec.task == "classification" else self.to_prediction(out)
             target = y.view(out.shape[0], -1).float() if self.spec.task == "regression" else y
             self.metrics[f"{stage}_task"].update(preds, target)
-        if stage == "train" and self.global_step % self.trainer.log_every_n_steps == 0:
+        if stage == "train" and self.logs_this_step():
             self.log("train/loss_step", loss.detach(), prog_bar=True, on_step=True, on_epoch=False)
         return loss
 

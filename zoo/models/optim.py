@@ -43,6 +43,7 @@ class OptimConfig:
     eps: PositiveFloat = 1e-8
     momentum: Probability = 0.9  # sgd only
     nesterov: bool = False  # sgd only
+    fused: bool | None = None  # adam/adamw: one fused kernel per step; None: fused for CUDA parameters
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
 
 
@@ -62,7 +63,10 @@ def build_optimizer(module: nn.Module, cfg: dict[str, Any]) -> torch.optim.Optim
     if name == "sgd":
         return torch.optim.SGD(groups, lr=cfg["lr"], momentum=cfg["momentum"], nesterov=cfg["nesterov"])
     cls = torch.optim.AdamW if name == "adamw" else torch.optim.Adam
-    return cls(groups, lr=cfg["lr"], betas=tuple(cfg["betas"]), eps=cfg["eps"])
+    fused = cfg["fused"]
+    if fused is None:  # the fused kernel on the GPU (fewer launches); the CPU keeps the default (foreach) kernel
+        fused = any(p.is_cuda for g in groups for p in g["params"])
+    return cls(groups, lr=cfg["lr"], betas=tuple(cfg["betas"]), eps=cfg["eps"], fused=fused or None)
 
 
 def lr_factor(step: int, total: int, name: str, warmup: int, min_ratio: float, step_size: int, gamma: float) -> float:

@@ -180,7 +180,7 @@ class VAE(GenerativeModel):
         values = {"loss": loss, "elbo": -(recon + kl), "recon": recon, "kl": kl}
         for name, value in values.items():
             self.metrics[f"{stage}_{name}"].update(value.detach(), len(x))
-        if stage == "train" and self.global_step % self.trainer.log_every_n_steps == 0:
+        if stage == "train" and self.logs_this_step():
             self.log("train/loss_step", loss.detach(), prog_bar=True, on_step=True, on_epoch=False)
         return loss
 

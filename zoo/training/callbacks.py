@@ -1,5 +1,7 @@
 """The callbacks of a zoo run, built from the `callbacks` config section by `build_callbacks`.
 
+- the fast path (zoo/training/fastpath.py): several optimizer steps per Lightning loop iteration,
+  first in the list, and the progress bar that follows it;
 - checkpoints (zoo/training/checkpoint.py), exact resume (zoo/training/resume.py);
 - `FiniteLoss`: a NaN or infinite training loss stops the run with one line, before bad weights
   are saved;
@@ -24,21 +26,25 @@ from lightning.pytorch.utilities import rank_zero_only
 from zoo.errors import ZooError
 from zoo.evaluation.quality import SampleQuality, feature_comparison
 from zoo.training.checkpoint import checkpoint_callbacks, monitor_and_mode
+from zoo.training.fastpath import ChunkProgressBar, FastPath
 from zoo.training.resume import ResumeState
 
 
 def build_callbacks(cfg: dict[str, Any], model: Any, run_dir: Path, has_logger: bool,
                     retune: tuple[dict[str, Any], dict[str, Any]] | None = None) -> list[L.Callback]:
-    """Return the callbacks of a run: checkpoints, exact resume (applying `retune`, a changed lr or
-    weight decay, to the restored optimizers), the NaN guard, samples, the validation of the final
-    weights, and as asked the LR monitor and early stopping; a generative model gets the
-    sample-quality evaluator too."""
+    """Return the callbacks of a run: the fast path, checkpoints, exact resume (applying `retune`, a
+    changed lr or weight decay, to the restored optimizers), the NaN guard, samples, the validation
+    of the final weights, and as asked the LR monitor and early stopping; a generative model gets
+    the sample-quality evaluator too."""
     from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor
 
     cb = cfg["callbacks"]
     samples, guard, resume = Samples(cb["samples_every_n_epochs"]), FiniteLoss(), ResumeState(retune)
     checkpoints = checkpoint_callbacks(cfg, model, run_dir, resume, guard)
-    callbacks = [*checkpoints, samples, resume, guard, FinalValidation()]
+    # The fast path first: the callbacks after it see each chunk's last batch in on_train_batch_end.
+    callbacks = [FastPath(cfg.get("fast_path", "auto")), *checkpoints, samples, resume, guard, FinalValidation()]
+    if cfg["trainer"].get("enable_progress_bar", True):
+        callbacks.append(ChunkProgressBar())
     if callable(getattr(model, "sample", None)):
         callbacks.append(SampleQuality())
     if cb["lr_monitor"] and has_logger:
@@ -64,6 +70,8 @@ class FinalValidation(L.Callback):
     this asks it to on the last step; the checkpoint callbacks then save from that validation.
     (`max_time` and early stopping already stop that way.)
     """
+
+    fast_path_safe = True  # it acts at max_steps, where a fast-path chunk ends
 
     def __init__(self) -> None:
         self.step: int | None = None

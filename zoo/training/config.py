@@ -73,6 +73,7 @@ class Config:
     logger: Any = None  # None: csv; false or []: no logger; a mapping or a list of mappings
     callbacks: CallbacksConfig = field(default_factory=CallbacksConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    fast_path: Any = "auto"  # auto | on | off: several optimizer steps per Lightning step (zoo/training/fastpath.py)
 
 
 # -- the logger section: csv (default), tensorboard, wandb ---------------------------------------
@@ -110,6 +111,15 @@ class WandbConfig:
 
 
 LOGGERS = {"csv": CSVConfig, "tensorboard": TensorBoardConfig, "wandb": WandbConfig}
+
+FAST_PATH_MODES = ("auto", "on", "off")
+
+
+def fast_path_mode(value: Any) -> str:
+    """Return the checked `fast_path` setting: auto, on or off (true and false mean on and off)."""
+    value = {"true": "on", "false": "off"}.get(str(value).lower(), str(value))
+    return choose("fast_path", value, FAST_PATH_MODES)
+
 
 # Keys of the model section that fit consumes itself instead of passing to the constructor.
 FIT_MODEL_KEYS = {"name": None, "compile": False}
@@ -233,6 +243,7 @@ def validate(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
     check_monitors(out)
     out["trainer"] = check_trainer(out["trainer"])
     out["logger"] = check_loggers(out["logger"])
+    out["fast_path"] = fast_path_mode(out["fast_path"])
     env = env_values(raw)
     if env:
         out[ENV_KEY] = env

@@ -41,10 +41,12 @@ from zoo.training.loggers import log_cursor
 def rng_state() -> dict[str, Any]:
     """Return the global RNG states as plain containers and tensors (loadable with weights_only=True)."""
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, words, python_gauss = random.getstate()
     state = {
         "torch": torch.get_rng_state(),
         "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
-        "python": random.getstate(),
+        # The 625 words as one tensor, not 625 ints: one object for the pickler instead of 625 at every save.
+        "python": [version, torch.tensor(words, dtype=torch.int64), python_gauss],
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -56,7 +58,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     kind, keys, pos, has_gauss, gauss = state["numpy"]
     np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
-    random.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in state["python"]))
+    version, words, gauss = state["python"]  # words: a tensor, or (checkpoints before it was one) a list of ints
+    random.setstate((version, tuple(words.tolist() if isinstance(words, torch.Tensor) else words), gauss))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
@@ -66,6 +69,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 class ResumeState(L.Callback):
     """Give each checkpoint the RNG states and logger cursors (`snapshot`); restore the RNG when resuming."""
+
+    fast_path_safe = True  # its batch hooks only record the phase a save happens in, read at a chunk's end
 
     def __init__(self, retune: tuple[dict[str, Any], dict[str, Any]] | None = None) -> None:
         self.phase: str | None = None  # "batch_end" / "epoch_end": Lightning logs metrics right after a save there
