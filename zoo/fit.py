@@ -158,7 +158,7 @@ def fit(cfg: dict[str, Any], run_dir: Path | None = None, *, verbose: bool = Tru
     del ckpt  # Lightning reads the file itself; the weights need not be held twice
     loggers = build_loggers(cfg["logger"], run_dir, resume["cursor"])  # the Trainer gets them when training starts
     callbacks = [RunDir(run_dir, saved_config(cfg), loggers, datamodule.spec.tokenizer, resume["cursor"]),
-                 *build_callbacks(cfg, model, run_dir, bool(loggers), resume["retune"])]
+                 *build_callbacks(cfg, model, run_dir, bool(loggers), resume["retune"], verbose)]
     trainer_kwargs = {"enable_model_summary": False, "enable_progress_bar": verbose, **cfg["trainer"]}
     try:
         trainer = L.Trainer(**trainer_kwargs, default_root_dir=str(run_dir), logger=False, callbacks=callbacks,

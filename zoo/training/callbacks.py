@@ -31,7 +31,8 @@ from zoo.training.resume import ResumeState
 
 
 def build_callbacks(cfg: dict[str, Any], model: Any, run_dir: Path, has_logger: bool,
-                    retune: tuple[dict[str, Any], dict[str, Any]] | None = None) -> list[L.Callback]:
+                    retune: tuple[dict[str, Any], dict[str, Any]] | None = None,
+                    verbose: bool = True) -> list[L.Callback]:
     """Return the callbacks of a run: the fast path, checkpoints, exact resume (applying `retune`, a
     changed lr or weight decay, to the restored optimizers), the NaN guard, samples, the validation
     of the final weights, and as asked the LR monitor and early stopping; a generative model gets
@@ -42,7 +43,7 @@ def build_callbacks(cfg: dict[str, Any], model: Any, run_dir: Path, has_logger: 
     samples, guard, resume = Samples(cb["samples_every_n_epochs"]), FiniteLoss(), ResumeState(retune)
     checkpoints = checkpoint_callbacks(cfg, model, run_dir, resume, guard)
     # The fast path first: the callbacks after it see each chunk's last batch in on_train_batch_end.
-    callbacks = [FastPath(cfg.get("fast_path", "auto")), *checkpoints, samples, resume, guard, FinalValidation()]
+    callbacks = [FastPath(cfg.get("fast_path", "auto"), verbose), *checkpoints, samples, resume, guard, FinalValidation()]
     if cfg["trainer"].get("enable_progress_bar", True):
         callbacks.append(ChunkProgressBar())
     if callable(getattr(model, "sample", None)):

@@ -162,8 +162,9 @@ class FastPath(L.Callback):
     Keep it first among the callbacks: the ones after it see each chunk's end in `on_train_batch_end`.
     """
 
-    def __init__(self, mode: str = "auto") -> None:
+    def __init__(self, mode: str = "auto", verbose: bool = True) -> None:
         self.mode = fast_path_mode(mode)
+        self.verbose = verbose  # say at start-up which path runs, and why (fit(..., verbose=False) does not)
         self.train = self.val = False  # chunking of training batches / of validation batches, decided at start
         self.running = False  # True while the batches after a chunk's first run (tests read it)
         self.batches = 0  # batches that ran inside chunks, for the record
@@ -197,7 +198,8 @@ class FastPath(L.Callback):
             line += f"; forced although {soft}" if soft else "; fast_path=off for the ordinary loop"
         else:
             line = f"off: {hard or soft}"
-        rank_zero_only(print)(f"zoo: fast path {line}")
+        if self.verbose:
+            rank_zero_only(print)(f"zoo: fast path {line}")
 
     # -- training ---------------------------------------------------------------------------------
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: Any, *args: Any) -> None:
