@@ -82,7 +82,7 @@ def test_export_refuses_what_does_not_map(tmp_path, capsys):
     assert main(["export", "--ckpt", ckpt, "--format", "hf", str(tmp_path / "out")]) == 2
     assert "exports token language models" in capsys.readouterr().err
     assert main(["export", "--ckpt", ckpt, "--format", "onx", str(tmp_path / "out")]) == 2
-    assert "Unknown export format 'onx'. Did you mean 'onnx'? Available: hf, onnx, torchscript" in capsys.readouterr().err
+    assert "Unknown export format 'onx'. Did you mean 'onnx'? Available: diffusers, hf, onnx, torchscript" in capsys.readouterr().err
     assert not (tmp_path / "out").exists() and list(tmp_path.iterdir()) == [tmp_path / "w"]  # nothing half-written
 
 

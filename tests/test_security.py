@@ -56,7 +56,7 @@ def test_weights_metadata_can_only_name_registered_models(tmp_path):
     path = tmp_path / "w.safetensors"
     meta = {"model": "os.system", "hyper_parameters": {"spec": {}}}
     save_file({"x": torch.zeros(1)}, str(path), metadata={"zoo": json.dumps(meta)})
-    with pytest.raises(ConfigError, match="Unknown model 'os.system'. .*Available: cnn, gan"):
+    with pytest.raises(ConfigError, match="Unknown model 'os.system'. .*Available: cnn, diffusion, gan"):
         zoo.load(path)
 
 
