@@ -109,3 +109,15 @@ def test_ddp_two_cpu_processes(tmp_path):
     (run_dir,) = (tmp_path / "auto" / "iris_mlp").iterdir()  # both ranks share one run dir
     results = json.loads((run_dir / "results.json").read_text())
     assert zoo.load(results["best_ckpt"]).spec.modality == "tabular"
+
+
+def test_quiet_fit_prints_nothing_but_trains(tmp_path, capfd):
+    """fit(cfg, verbose=False), for notebooks and library use: no progress bar, no Lightning or fast-path lines."""
+    from zoo.fit import fit, resolve
+
+    cfg, _ = resolve([str(EXP / "iris_mlp.yaml")], ["trainer.max_epochs=2", "logger=csv", f"run.dir={tmp_path}"])
+    result = fit(cfg, verbose=False)
+    out, err = capfd.readouterr()
+    assert os.path.isfile(result["best_ckpt"]) and result["test"]["test/acc"] > 0
+    for noise in ("GPU available", "fast path", "Epoch", "it/s", "Restoring states"):
+        assert noise not in out + err, (noise, out, err)
