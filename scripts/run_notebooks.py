@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 # What a stored output must not contain: machine paths, run stamps, and library noise.
 NOISE = re.compile(r"/tmp/|/work/|/home/|/root/|/Users/|\d{8}-\d{6}|GPU available|TPU available|Restoring states"
-                   r"|Loaded model weights|Warning|warnings\.warn|it/s\]")
+                   r"|Loaded model weights|Warning|warnings\.warn|it/s\]|^\[transformers\]")
 
 
 def source_sha256(nb) -> str:
