@@ -125,6 +125,7 @@ def test_raw_rows_predict_as_in_training_from_the_checkpoint_alone(table, tmp_pa
     assert torch.allclose(from_frame, expected, atol=1e-4)
 
     rows.write_text("area,rooms,city,garden\n,3,marseille,True\n95.5,2,,False\n")  # missing and unseen values
+    capsys.readouterr()  # what fit printed
     assert main(["predict", "--ckpt", results["best_ckpt"], str(rows)]) == 0
     assert len(capsys.readouterr().out.strip().splitlines()) == 3
     rows.write_text("area,rooms,garden\n95.5,2,False\n")
