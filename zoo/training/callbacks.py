@@ -44,7 +44,7 @@ def build_callbacks(cfg: dict[str, Any], model: Any, run_dir: Path, has_logger: 
     checkpoints = checkpoint_callbacks(cfg, model, run_dir, resume, guard)
     # The fast path first: the callbacks after it see each chunk's last batch in on_train_batch_end.
     callbacks = [FastPath(cfg.get("fast_path", "auto"), verbose), *checkpoints, samples, resume, guard, FinalValidation()]
-    if verbose and cfg["trainer"].get("enable_progress_bar", True):  # fit(verbose=False) shows no bar
+    if cfg["trainer"].get("enable_progress_bar", verbose):  # as fit sets the Trainer's: the config, else verbose
         callbacks.append(ChunkProgressBar())
     if callable(getattr(model, "sample", None)):
         callbacks.append(SampleQuality())
