@@ -346,6 +346,7 @@ class Diffusion(GenerativeModel):
         guided = labels is not None and w not in (0.0, 1.0)
         if labels is not None and w == 0.0:
             labels = torch.full_like(labels, self.null_label)  # guidance 0: the unconditional model
+        extra = {"eta": self.eta} if sampler == "ddim" else {}  # DDIM's noise; DDPM's step takes none
         for i, t in enumerate(scheduler.timesteps, start=1):
             if guided:
                 both = self.predict(net, torch.cat([x, x]), t, torch.cat([labels, torch.full_like(labels, self.null_label)]))
@@ -353,7 +354,6 @@ class Diffusion(GenerativeModel):
                 out = uncond + w * (cond - uncond)
             else:
                 out = self.predict(net, x, t, labels)
-            extra = {"eta": self.eta} if sampler == "ddim" else {}
             x = scheduler.step(out, t, x, generator=generator, **extra).prev_sample
             if marks[i]:
                 path += [self.from_model(x)] * marks[i]
