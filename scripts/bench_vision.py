@@ -66,8 +66,9 @@ def zoo_run(root: Path, epochs: int, device: str, precision: str, batch_size: in
 def hand_loop(root: Path, epochs: int, device: str, precision: str, batch_size: int, seed: int) -> float:
     """Train the same network on the same tensors with a plain loop; return the wall time of the epochs."""
     from zoo.data.augment import Augment
-    from zoo.fit import build_data_and_model, resolve
+    from zoo.fit import resolve
     from zoo.models.optim import build_optimizer
+    from zoo.training.config import build_data_and_model
 
     cfg, _ = resolve([CONFIG], overrides(root, epochs, device, precision, batch_size))
     dm, model = build_data_and_model(cfg)  # zoo's DataModule only reads the files into tensors here

@@ -11,12 +11,12 @@ from tests.conftest import FAST_TRAINER, ROOT
 from zoo.cli.index import COLUMNS, in_column
 from zoo.errors import ConfigError, ZooError
 from zoo.evaluation import quality
-from zoo.fit import build_data_and_model, fit
+from zoo.fit import fit
 from zoo.models.gan import GAN
 from zoo.models.vae import VAE
 from zoo.registry import MODELS
 from zoo.spec import DataSpec
-from zoo.training.config import load_config, validate
+from zoo.training.config import build_data_and_model, load_config, validate
 
 EXPERIMENTS = ROOT / "configs" / "experiment"
 

@@ -12,9 +12,9 @@ import torch
 
 from tests.conftest import FAST_TRAINER
 from zoo.errors import IncompatibleError
-from zoo.fit import build_data_and_model, fit
+from zoo.fit import fit
 from zoo.registry import DATA, MODELS, check_compatible, data_kind, data_kinds
-from zoo.training.config import validate
+from zoo.training.config import build_data_and_model, validate
 
 CASES = [(d, kind) for d in DATA.names() for kind in data_kinds(d)]
 PAIRS = [(m, d, kind) for m in MODELS.names() for d, kind in CASES]

@@ -1,9 +1,10 @@
 """Train a model from YAML: `python -m zoo.fit --config configs/experiment/digits_cnn.yaml [key=value ...]`.
 
-The flow, top to bottom: config (zoo/training/config.py) -> registry names -> DataModule ->
-DataSpec -> model -> loggers and callbacks (zoo/training/) -> lightning.Trainer(**cfg.trainer)
--> fit -> test the best checkpoint -> with `--baseline`, the data's classical baselines on the
-same splits (zoo/evaluation/baseline/) -> run dir with results. This file only orchestrates.
+The flow, top to bottom: config (zoo/training/config.py) -> DataModule -> DataSpec -> model ->
+run dir, loggers and callbacks (zoo/training/) -> lightning.Trainer(**cfg.trainer) -> fit -> test
+the best checkpoint -> with `--baseline`, the data's classical baselines on the same splits
+(zoo/evaluation/baseline/) -> run dir with results. This file only orchestrates: each config
+section goes from here to the one place that uses it (docs/architecture.md).
 
 Everything is checked before anything is written: the config (including what Lightning's Trainer
 would refuse), the data, and for a resume the checkpoint against the model that continues it.
@@ -84,30 +85,6 @@ def new_run_dir(cfg: dict[str, Any]) -> Path:
     return run_dir
 
 
-def build_data_and_model(cfg: dict[str, Any]) -> tuple[Any, Any]:
-    """Return the DataModule and the model for `cfg`, after checking that they fit together."""
-    from zoo.registry import DATA, MODELS, check_compatible, check_spec_compatible
-    from zoo.training.config import FIT_MODEL_KEYS
-
-    name = cfg["model"]["name"]
-    model_cfg = {k: v for k, v in cfg["model"].items() if k not in FIT_MODEL_KEYS}  # fit's own: name, compile
-    data_cfg = dict(cfg["data"])
-    data_name = data_cfg.pop("name")
-    check_compatible(name, data_name, data_cfg)  # from the arguments: before anything loads
-    datamodule = DATA.build(data_name, **data_cfg)
-    datamodule.prepare_data()
-    check_spec_compatible(name, data_name, datamodule.spec)  # and from the data as loaded
-    try:
-        model = MODELS.build(name, spec=datamodule.spec.to_dict(), optim=cfg["optim"], **model_cfg)
-    except (MemoryError, RuntimeError) as e:  # torch: "DefaultCPUAllocator: can't allocate memory", CUDA OOM
-        if not isinstance(e, MemoryError) and "memory" not in str(e):
-            raise
-        sizes = ", ".join(f"model.{k}={v}" for k, v in model_cfg.items())
-        raise ZooError(f"Model '{name}' does not fit in memory with {sizes or 'its defaults'} "
-                       f"({str(e).splitlines()[0][-120:]}); use smaller sizes") from None
-    return datamodule, model
-
-
 def resume_checkpoint(run_dir: Path) -> dict[str, Any]:
     """Return run_dir's last.ckpt, read before anything else happens; when it cannot be read, the
     error says whether best.ckpt can."""
@@ -139,26 +116,32 @@ def fit(cfg: dict[str, Any], run_dir: Path | None = None, *, verbose: bool = Tru
     from zoo.evaluation.baseline import fit_baselines
     from zoo.training.callbacks import FinalValidation, build_callbacks
     from zoo.training.checkpoint import AtomicCheckpointIO, saved_step
+    from zoo.training.config import build_data_and_model
     from zoo.training.environment import saved_config
     from zoo.training.fastpath import skip_failing_nvml_probe
-    from zoo.training.loggers import build_loggers, finish_loggers, quiet_lightning
-    from zoo.training.resume import check_resume
+    from zoo.training.loggers import finish_loggers, quiet_lightning
+    from zoo.training.resume import ResumeState, check_resume
     from zoo.training.rundir import RunDir
     from zoo.training.trainer_args import dry_run_trainer
 
-    dry_run_trainer(cfg["trainer"])  # what Lightning would refuse on this machine, before any data loads
+    # Each section of `cfg` goes to the one place that uses it, in this order, and comes back to no
+    # file it left (docs/architecture.md, "One config key, start to end").
     ckpt = resume_checkpoint(run_dir) if run_dir is not None else None  # read and checked before anything else
     resume_ckpt = str(run_dir / "checkpoints" / "last.ckpt") if run_dir is not None else None
-    run_dir = run_dir or new_run_dir(cfg)
+    run_dir = run_dir or new_run_dir(cfg)  # a path only: nothing is written before training starts
+    dry_run_trainer(cfg["trainer"])  # what Lightning would refuse on this machine, before any data loads
     quiet_lightning(verbose)
     skip_failing_nvml_probe()
     L.seed_everything(cfg["seed"], workers=True, verbose=False)
     datamodule, model = build_data_and_model(cfg)
-    resume = check_resume(ckpt, cfg, model) if ckpt else {"cursor": {}, "retune": None}
+    resumed = check_resume(ckpt, cfg["data"], model) if ckpt else {"cursor": {}, "retune": None}
+    resume = ResumeState(resumed["retune"])  # applies a changed lr or weight decay to the restored optimizers
     del ckpt  # Lightning reads the file itself; the weights need not be held twice
-    loggers = build_loggers(cfg["logger"], run_dir, resume["cursor"])  # the Trainer gets them when training starts
-    callbacks = [RunDir(run_dir, saved_config(cfg), loggers, datamodule.spec.tokenizer, resume["cursor"]),
-                 *build_callbacks(cfg, model, run_dir, bool(loggers), resume["retune"], verbose)]
+    saved = saved_config(cfg)  # as config.yaml, the checkpoints and the loggers keep it
+    files = RunDir(run_dir, saved, cfg["logger"], datamodule.spec.tokenizer, resumed["cursor"])  # loggers too
+    progress_bar = cfg["trainer"].get("enable_progress_bar", verbose)
+    callbacks = [files, *build_callbacks(cfg["callbacks"], model, run_dir, saved, resume, fast_path=cfg["fast_path"],
+                                         has_logger=bool(cfg["logger"]), progress_bar=progress_bar, verbose=verbose)]
     trainer_kwargs = {"enable_model_summary": False, "enable_progress_bar": verbose, **cfg["trainer"]}
     try:
         trainer = L.Trainer(**trainer_kwargs, default_root_dir=str(run_dir), logger=False, callbacks=callbacks,
@@ -188,7 +171,7 @@ def fit(cfg: dict[str, Any], run_dir: Path | None = None, *, verbose: bool = Tru
             results["baselines"] = fit_baselines(datamodule)
     finally:
         os.environ.pop("ZOO_RUN_DIR", None)
-        finish_loggers(loggers, results)  # W&B summary, then the run URL or `wandb sync` command
+        finish_loggers(files.loggers, results)  # W&B summary, then the run URL or `wandb sync` command
     if trainer.is_global_zero:
         (run_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     return results

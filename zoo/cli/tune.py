@@ -68,7 +68,7 @@ def tune(cfg: dict[str, Any], run_dir: Path, *, lr: bool = True, batch_size: boo
     import lightning as L
     from omegaconf import OmegaConf
 
-    from zoo.fit import build_data_and_model
+    from zoo.training.config import build_data_and_model
     from zoo.training.loggers import quiet_lightning
 
     if not 0 < min_lr < max_lr:

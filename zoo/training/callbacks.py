@@ -25,36 +25,46 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from zoo.errors import ZooError
 from zoo.evaluation.quality import SampleQuality, feature_comparison
-from zoo.training.checkpoint import checkpoint_callbacks, monitor_and_mode
+from zoo.training.checkpoint import checkpoint_callbacks
 from zoo.training.fastpath import ChunkProgressBar, FastPath
 from zoo.training.resume import ResumeState
 
 
-def build_callbacks(cfg: dict[str, Any], model: Any, run_dir: Path, has_logger: bool,
-                    retune: tuple[dict[str, Any], dict[str, Any]] | None = None,
+def build_callbacks(cb: dict[str, Any], model: Any, run_dir: Path, saved: dict[str, Any], resume: ResumeState, *,
+                    fast_path: str = "auto", has_logger: bool = True, progress_bar: bool = True,
                     verbose: bool = True) -> list[L.Callback]:
-    """Return the callbacks of a run: the fast path, checkpoints, exact resume (applying `retune`, a
-    changed lr or weight decay, to the restored optimizers), the NaN guard, samples, the validation
-    of the final weights, and as asked the LR monitor and early stopping; a generative model gets
-    the sample-quality evaluator too."""
+    """Return the callbacks of a run from the `callbacks` section `cb`: the fast path, checkpoints
+    (holding `saved`, the config as a run saves it, and `resume`'s state), exact resume, the NaN
+    guard, samples, the validation of the final weights, and as asked the chunk-aware progress bar,
+    the LR monitor and early stopping; a generative model gets the sample-quality evaluator too."""
     from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor
 
-    cb = cfg["callbacks"]
-    samples, guard, resume = Samples(cb["samples_every_n_epochs"]), FiniteLoss(), ResumeState(retune)
-    checkpoints = checkpoint_callbacks(cfg, model, run_dir, resume, guard)
+    samples, guard, final = Samples(cb["samples_every_n_epochs"]), FiniteLoss(), FinalValidation()
+    c, es = cb["checkpoint"], cb["early_stopping"]
+    monitor = monitor_and_mode(model, c["monitor"], c["mode"])
+    stop_monitor = monitor_and_mode(model, es["monitor"] or monitor[0], es["mode"])
+    checkpoints = checkpoint_callbacks(c, monitor, run_dir, saved, resume, guard)
     # The fast path first: the callbacks after it see each chunk's last batch in on_train_batch_end.
-    callbacks = [FastPath(cfg.get("fast_path", "auto"), verbose), *checkpoints, samples, resume, guard, FinalValidation()]
-    if cfg["trainer"].get("enable_progress_bar", verbose):  # as fit sets the Trainer's: the config, else verbose
+    callbacks = [FastPath(fast_path, verbose), *checkpoints, samples, resume, guard, final]
+    if progress_bar:
         callbacks.append(ChunkProgressBar())
     if callable(getattr(model, "sample", None)):
         callbacks.append(SampleQuality())
     if cb["lr_monitor"] and has_logger:
         callbacks.append(LearningRateMonitor(logging_interval="step"))
-    es = cb["early_stopping"]
     if es["enabled"]:
-        monitor, mode = monitor_and_mode(model, es["monitor"] or checkpoints[0].monitor, es["mode"])
-        callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=es["patience"], min_delta=es["min_delta"]))
+        callbacks.append(EarlyStopping(monitor=stop_monitor[0], mode=stop_monitor[1], patience=es["patience"],
+                                       min_delta=es["min_delta"]))
     return callbacks
+
+
+def monitor_and_mode(model: Any, monitor: str | None, mode: str | None) -> tuple[str, str]:
+    """Return the metric a callback watches and the mode in which it improves: the model's choice
+    (`monitor()`) unless the config names one, and the mode its `epoch_metrics` declares for it."""
+    default_monitor, default_mode = model.monitor()
+    monitor = monitor or default_monitor
+    declared = type(model).epoch_metrics(model.spec.modality, model.spec.task)
+    return monitor, mode or declared.get(monitor, default_mode if monitor == default_monitor else "min")
 
 
 class TrainingDiverged(ZooError):

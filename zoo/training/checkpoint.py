@@ -29,8 +29,6 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from zoo.training.environment import saved_config
-
 
 def _file_mode() -> int:
     """Return the mode `open()` gives a new file here: 0o666 less the process umask."""
@@ -119,41 +117,31 @@ class CheckpointContents(L.Callback):
     raises, and the save is abandoned with the file on disk still the last good one.
     """
 
-    def __init__(self, cfg: dict[str, Any], resume: Any, guard: Any = None) -> None:
-        self.cfg, self.resume, self.guard = cfg, resume, guard
+    def __init__(self, saved: dict[str, Any], resume: Any, guard: Any = None) -> None:
+        self.saved, self.resume, self.guard = saved, resume, guard
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: Any, checkpoint: dict[str, Any]) -> None:
         if self.guard is not None:
             self.guard.check(trainer)
-        checkpoint["zoo"] = {"model": pl_module.registry_name, "config": self.cfg, **self.resume.snapshot(trainer)}
+        checkpoint["zoo"] = {"model": pl_module.registry_name, "config": self.saved, **self.resume.snapshot(trainer)}
 
 
-def monitor_and_mode(model: Any, monitor: str | None, mode: str | None) -> tuple[str, str]:
-    """Return the metric a callback watches and the mode in which it improves: the model's choice
-    (`monitor()`) unless the config names one, and the mode its `epoch_metrics` declares for it."""
-    default_monitor, default_mode = model.monitor()
-    monitor = monitor or default_monitor
-    declared = type(model).epoch_metrics(model.spec.modality, model.spec.task)
-    return monitor, mode or declared.get(monitor, default_mode if monitor == default_monitor else "min")
-
-
-def checkpoint_callbacks(cfg: dict[str, Any], model: Any, run_dir: Path, resume: Any,
-                         guard: Any = None) -> list[L.Callback]:
-    """Return the callbacks that write run_dir/checkpoints/ as the `callbacks.checkpoint` section says.
+def checkpoint_callbacks(c: dict[str, Any], monitor: tuple[str, str], run_dir: Path, saved: dict[str, Any],
+                         resume: Any, guard: Any = None) -> list[L.Callback]:
+    """Return the callbacks that write run_dir/checkpoints/ as the `callbacks.checkpoint` section `c`
+    says; best.ckpt follows `monitor` (metric, mode), and every file holds `saved`, the run's config.
 
     `best` comes before last.ckpt's callbacks, so that an improving epoch's last.ckpt links to it.
     """
-    c = cfg["callbacks"]["checkpoint"]
-    monitor, mode = monitor_and_mode(model, c["monitor"], c["mode"])
     ckpt_dir = run_dir / "checkpoints"
-    best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor, mode=mode, save_top_k=1,
+    best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor[0], mode=monitor[1], save_top_k=1,
                            auto_insert_metric_name=False, enable_version_counter=False,
                            every_n_epochs=c["every_n_epochs"])
     common = {"dirpath": ckpt_dir, "filename": "last", "save_top_k": 1, "enable_version_counter": False}
     callbacks: list[L.Callback] = [best, LastCheckpoint(best, **common, every_n_epochs=1)]
     if c["every_n_train_steps"]:
         callbacks.append(MidEpochCheckpoint(**common, every_n_train_steps=c["every_n_train_steps"]))
-    return [*callbacks, CheckpointContents(saved_config(cfg), resume, guard)]
+    return [*callbacks, CheckpointContents(saved, resume, guard)]
 
 
 def saved_step(path: str | Path | None) -> int | None:

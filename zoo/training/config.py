@@ -2,6 +2,7 @@
 
     cfg = load_config(["configs/experiment/digits_cnn.yaml"], ["trainer.max_epochs=3"])
     cfg = validate(cfg)        # unknown keys, wrong types and unknown names raise ConfigError
+    datamodule, model = build_data_and_model(cfg)   # what the model and data sections name
 
 The schema is a set of dataclasses checked by OmegaConf: the sections below, and `OptimConfig`
 from zoo/models/optim.py (the optimizer builder's own defaults). Model and data sections are
@@ -23,9 +24,9 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from zoo.bounds import NonNegativeFloat, NonNegativeInt, PositiveInt, check_bounds
-from zoo.errors import ConfigError, choose, did_you_mean, first_line
+from zoo.errors import ConfigError, ZooError, choose, did_you_mean, first_line
 from zoo.models.optim import OPTIMIZERS, SCHEDULERS, OptimConfig
-from zoo.registry import DATA, MODELS, check_compatible, data_kind
+from zoo.registry import DATA, MODELS, check_compatible, check_spec_compatible, data_kind
 from zoo.training.environment import ENV_KEY, env_values
 from zoo.training.trainer_args import check_trainer
 
@@ -111,15 +112,6 @@ class WandbConfig:
 
 
 LOGGERS = {"csv": CSVConfig, "tensorboard": TensorBoardConfig, "wandb": WandbConfig}
-
-FAST_PATH_MODES = ("auto", "on", "off")
-
-
-def fast_path_mode(value: Any) -> str:
-    """Return the checked `fast_path` setting: auto, on or off (true and false mean on and off)."""
-    value = {"true": "on", "false": "off"}.get(str(value).lower(), str(value))
-    return choose("fast_path", value, FAST_PATH_MODES)
-
 
 # Keys of the model section that fit consumes itself instead of passing to the constructor.
 FIT_MODEL_KEYS = {"name": None, "compile": False}
@@ -243,6 +235,10 @@ def validate(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
     check_monitors(out)
     out["trainer"] = check_trainer(out["trainer"])
     out["logger"] = check_loggers(out["logger"])
+    from zoo.training.fastpath import (
+        fast_path_mode,  # Lightning's import, deferred to validation as check_trainer's
+    )
+
     out["fast_path"] = fast_path_mode(out["fast_path"])
     env = env_values(raw)
     if env:
@@ -327,3 +323,23 @@ def datamodule_for(cfg: dict[str, Any], overrides: list[str]) -> Any:
     datamodule.prepare_data()
     return datamodule
 
+
+def build_data_and_model(cfg: dict[str, Any]) -> tuple[Any, Any]:
+    """Return the prepared DataModule and the model of a checked config, after checking that they fit together."""
+    name = cfg["model"]["name"]
+    model_cfg = {k: v for k, v in cfg["model"].items() if k not in FIT_MODEL_KEYS}  # fit's own: name, compile
+    data_cfg = dict(cfg["data"])
+    data_name = data_cfg.pop("name")
+    check_compatible(name, data_name, data_cfg)  # from the arguments: before anything loads
+    datamodule = DATA.get(data_name)(**data_cfg)  # the classes themselves: a key goes from here to its constructor
+    datamodule.prepare_data()
+    check_spec_compatible(name, data_name, datamodule.spec)  # and from the data as loaded
+    try:
+        model = MODELS.get(name)(spec=datamodule.spec.to_dict(), optim=cfg["optim"], **model_cfg)
+    except (MemoryError, RuntimeError) as e:  # torch: "DefaultCPUAllocator: can't allocate memory", CUDA OOM
+        if not isinstance(e, MemoryError) and "memory" not in str(e):
+            raise
+        sizes = ", ".join(f"model.{k}={v}" for k, v in model_cfg.items())
+        raise ZooError(f"Model '{name}' does not fit in memory with {sizes or 'its defaults'} "
+                       f"({str(e).splitlines()[0][-120:]}); use smaller sizes") from None
+    return datamodule, model

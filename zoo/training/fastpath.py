@@ -61,9 +61,8 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.utilities.signature_utils import is_param_in_hook_signature
 
 from zoo.data.base import InMemoryLoader
-from zoo.errors import ConfigError
+from zoo.errors import ConfigError, choose
 from zoo.models.base import ZooModel
-from zoo.training.config import fast_path_mode
 
 TRAIN_BATCH_HOOKS = ("on_train_batch_start", "on_train_batch_end")
 VAL_BATCH_HOOKS = ("on_validation_batch_start", "on_validation_batch_end")
@@ -76,6 +75,13 @@ DEFAULT_STEP_HOOKS = (*STEP_HOOKS, "optimizer_zero_grad", "backward", "optimizer
 # with a class attribute `fast_path_safe = True` (see `chunk_safe`).
 KNOWN_TRAIN = (ModelCheckpoint, LearningRateMonitor, TQDMProgressBar, RichProgressBar)
 KNOWN_VAL = (TQDMProgressBar, RichProgressBar)
+FAST_PATH_MODES = ("auto", "on", "off")
+
+
+def fast_path_mode(value: Any) -> str:
+    """Return the checked `fast_path` setting: auto, on or off (true and false mean on and off)."""
+    value = {"true": "on", "false": "off"}.get(str(value).lower(), str(value))
+    return choose("fast_path", value, FAST_PATH_MODES)
 
 
 def chunk_safe(callback: L.Callback, known: tuple[type, ...] = KNOWN_TRAIN) -> bool:

@@ -117,9 +117,10 @@ class ResumeState(L.Callback):
             self.retune = None
 
 
-def check_resume(ckpt: dict[str, Any], cfg: dict[str, Any], model: Any) -> dict[str, Any]:
+def check_resume(ckpt: dict[str, Any], data: dict[str, Any], model: Any) -> dict[str, Any]:
     """Return what a resume from `ckpt` needs ({"cursor", "retune"}), after checking that the checkpoint
-    can continue as `model` with `cfg`; raise a one-line ConfigError naming the override that it cannot.
+    can continue as `model` on `data` (the data section); raise a one-line ConfigError naming the
+    override that it cannot.
 
     Nothing is written here: this runs before the loggers, the Trainer and the run dir.
     """
@@ -134,7 +135,7 @@ def check_resume(ckpt: dict[str, Any], cfg: dict[str, Any], model: Any) -> dict[
     # Compared as DataSpecs: a checkpoint written before a field existed has its default (e.g. table=None).
     if DataSpec.from_dict(hp["spec"]).to_dict() != model.spec.to_dict():
         stored = ckpt["zoo"].get("config", {}).get("data", {})
-        changed = [f"data.{k}" for k in sorted(set(stored) | set(cfg["data"])) if stored.get(k) != cfg["data"].get(k)]
+        changed = [f"data.{k}" for k in sorted(set(stored) | set(data)) if stored.get(k) != data.get(k)]
         raise ConfigError(f"Cannot resume: the data differs from the checkpoint's (changed: "
                           f"{', '.join(changed) or 'the files it reads'}), and a model continues only on the splits, "
                           f"statistics and vocabulary it was built from; {new_run}")

@@ -10,7 +10,8 @@ and metrics.csv change only after the restore succeeded.
 That is also when the Trainer gets its loggers: Lightning opens every logger's files while it sets
 up (the CSV logger makes its folder, and on a resume cuts metrics.csv back to the checkpoint's
 row), which is before it restores the checkpoint. So zoo.fit builds the Trainer without loggers,
-and `RunDir` hands them over (it is the first callback, ahead of any that needs a logger).
+and `RunDir` builds them from the `logger` section and hands them over (it is the first callback,
+ahead of any that needs a logger).
 """
 
 from __future__ import annotations
@@ -21,19 +22,21 @@ from typing import Any
 import lightning as L
 from omegaconf import OmegaConf
 
-from zoo.training.loggers import start_loggers
+from zoo.training.loggers import build_loggers, start_loggers
 from zoo.training.resume import remove_unfinished_saves
 
 
 class RunDir(L.Callback):
     """Write run_dir/config.yaml (`saved` is the config as saved: see zoo/training/environment.py) and
-    the tokenizer of text data, then give the Trainer its loggers and start them (`cursor`: where a
-    resumed run's logs continue)."""
+    the tokenizer of text data, then build the loggers of the `logger` section, give them to the
+    Trainer and start them (`cursor`: where a resumed run's logs continue). `loggers` holds them
+    from then on (zoo.fit finishes them after the test)."""
 
-    def __init__(self, run_dir: Path, saved: dict[str, Any], loggers: list[Any], tokenizer: str | None = None,
+    def __init__(self, run_dir: Path, saved: dict[str, Any], logger: list[dict[str, Any]], tokenizer: str | None = None,
                  cursor: dict[str, Any] | None = None) -> None:
-        self.run_dir, self.saved, self.loggers = run_dir, saved, loggers
+        self.run_dir, self.saved, self.logger = run_dir, saved, logger
         self.tokenizer, self.cursor = tokenizer, cursor or {}
+        self.loggers: list[Any] = []
         self.written = False
 
     def on_train_start(self, trainer: L.Trainer, pl_module: Any) -> None:
@@ -53,5 +56,6 @@ class RunDir(L.Callback):
             if self.tokenizer:  # text data: the tokenizer beside the run (it is in every checkpoint too)
                 (self.run_dir / "tokenizer.json").write_text(self.tokenizer)
             remove_unfinished_saves(self.run_dir / "checkpoints")
+        self.loggers = build_loggers(self.logger, self.run_dir, self.cursor)
         trainer.loggers = self.loggers
         start_loggers(self.loggers, self.saved, pl_module, self.cursor)
