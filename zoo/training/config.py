@@ -235,9 +235,7 @@ def validate(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
     check_monitors(out)
     out["trainer"] = check_trainer(out["trainer"])
     out["logger"] = check_loggers(out["logger"])
-    from zoo.training.fastpath import (
-        fast_path_mode,  # Lightning's import, deferred to validation as check_trainer's
-    )
+    from zoo.training.fastpath import fast_path_mode  # imports Lightning: here, not when config.py loads
 
     out["fast_path"] = fast_path_mode(out["fast_path"])
     env = env_values(raw)
