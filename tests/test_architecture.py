@@ -105,56 +105,64 @@ def test_public_api():
 CHECKS = {"bounds.py", "errors.py"}
 
 
-def config_routes(argv: list[str]) -> list[tuple[str, tuple[str, ...]]]:
-    """Run `python -m zoo.fit ARGV` in-process and return, for every call that receives the checked
-    config or one of its sections, (the section, the zoo files on the call stack from the entry
-    point down). A section is followed by identity from the moment `validate` returns the config;
-    Lightning's and torch's frames in between are left out, as they are not zoo's, and so are the
-    checks of CHECKS."""
+def config_routes(argv: list[str]) -> dict[str, list[str]]:
+    """Run `python -m zoo.fit ARGV` in-process and return, for the checked config and each of its
+    sections and sub-sections, the zoo files it enters on its way to `lightning.Trainer`, in order:
+    a file each time a call into it receives the object, consecutive stays in one file counted once.
+
+    Objects are followed by identity, from the moment `validate` returns the config until zoo.fit
+    builds its Trainer (the dry run's Trainer is on the way). Lightning's and torch's files are not
+    zoo's and are left out, and so are the checks of CHECKS."""
+    import lightning
+
     import zoo.fit
     from zoo.training.config import validate
 
     tracked: dict[int, str] = {}
     kept: list[object] = []  # holds every tracked object, so that no id is reused
-    routes: list[tuple[str, tuple[str, ...]]] = []
-    zoo_dir = str(ZOO) + os.sep
+    routes: dict[str, list[str]] = {}
+    zoo_dir, done = str(ZOO) + os.sep, []
 
     def track(value: object, key: str, depth: int = 0) -> None:
         if isinstance(value, (dict, list)) and depth <= 3:
-            tracked[id(value)] = key
+            tracked[id(value)] = key or "the config"
             kept.append(value)
             items = value.items() if isinstance(value, dict) else enumerate(value)
             for k, v in items:
                 track(v, f"{key}.{k}" if key else str(k), depth + 1)
 
     def profile(frame, event, arg):
+        if done:
+            return
         if event == "return" and frame.f_code is validate.__code__:
             track(arg, "")
-        if event != "call" or not frame.f_code.co_filename.startswith(zoo_dir):
+        if event != "call":
             return
-        received = {tracked[id(v)] for v in frame.f_locals.values() if id(v) in tracked}
-        if not received:
+        if frame.f_code is lightning.Trainer.__init__.__code__ and frame.f_back.f_code is zoo.fit.fit.__code__:
+            done.append(True)  # the route ends at the Trainer that trains
             return
-        stack, f = [], frame
-        while f is not None:
-            if f.f_code.co_filename.startswith(zoo_dir) and Path(f.f_code.co_filename).name not in CHECKS:
-                stack.append(Path(f.f_code.co_filename).relative_to(ROOT).as_posix())
-            f = f.f_back
-        files = tuple(name for i, name in enumerate(reversed(stack)) if i == 0 or name != stack[::-1][i - 1])
-        routes.extend((key or "the config", files) for key in received)
+        path = frame.f_code.co_filename
+        if not path.startswith(zoo_dir) or Path(path).name in CHECKS:
+            return
+        name = Path(path).relative_to(ROOT).as_posix()
+        for key in {tracked[id(v)] for v in frame.f_locals.values() if id(v) in tracked}:
+            route = routes.setdefault(key, [])
+            if not route or route[-1] != name:
+                route.append(name)
 
     sys.setprofile(profile)
     try:
         assert zoo.fit.main(argv) == 0
     finally:
         sys.setprofile(None)
+    assert done, "zoo.fit never built its Trainer"
     return routes
 
 
 def test_every_config_key_reaches_lightning_through_four_files_at_most(tmp_path, capsys):
-    """Issue 11's walk of one config key: from `python -m zoo.fit` to the Lightning object that takes
-    it, a key passes through at most 4 of zoo's files and never comes back to one it has left. (Every
-    section is followed, and with it every key in it, down each call that receives it.)
+    """Issue 11's walk of one config key: from `python -m zoo.fit` to `lightning.Trainer`, the config
+    and every section of it (and so every key) pass through at most 4 of zoo's files and never come
+    back to one they have left.
 
     The run covers every section that builds something: the trainer, the data and the model, all
     three loggers, checkpoints every N steps, early stopping and the LR monitor, and a resume."""
@@ -163,12 +171,11 @@ def test_every_config_key_reaches_lightning_through_four_files_at_most(tmp_path,
             "trainer.enable_progress_bar=false", f"run.dir={tmp_path}", "run.name=walk",
             "callbacks.checkpoint.every_n_train_steps=2", "callbacks.early_stopping.enabled=true",
             "logger=[{name: csv}, {name: tensorboard}, {name: wandb, mode: offline}]"]
-    routes = config_routes(args)
-    first = next((tmp_path / "walk").iterdir())
-    routes += config_routes([*args[-2:], "trainer.max_epochs=3", "--resume", str(first)])
+    first_run = config_routes(args)
+    resumed = config_routes([*args[-2:], "trainer.max_epochs=3", "--resume", str(next((tmp_path / "walk").iterdir()))])
     capsys.readouterr()
-    sections = {key.split(".")[0] for key, _ in routes}
-    assert {"the config", "trainer", "callbacks", "logger", "data"} <= sections, sections
-    for key, files in routes:
-        assert len(set(files)) == len(files), f"{key} comes back to a file it left: {' -> '.join(files)}"
-        assert len(files) <= 4, f"{key} passes through {len(files)} files: {' -> '.join(files)}"
+    for routes in (first_run, resumed):
+        assert {"the config", "trainer", "callbacks.checkpoint", "logger", "model", "optim"} <= set(routes), routes
+        for key, files in routes.items():
+            assert len(set(files)) == len(files), f"{key} comes back to a file it left: {' -> '.join(files)}"
+            assert len(files) <= 4, f"{key} passes through {len(files)} files: {' -> '.join(files)}"
