@@ -115,6 +115,8 @@ LOGGERS = {"csv": CSVConfig, "tensorboard": TensorBoardConfig, "wandb": WandbCon
 
 # Keys of the model section that fit consumes itself instead of passing to the constructor.
 FIT_MODEL_KEYS = {"name": None, "compile": False}
+
+
 def load_config(paths: list[str | Path], overrides: list[str] | None = None) -> DictConfig:
     """Return the merge of YAML files (left to right) and `key=value` overrides (last wins)."""
     cfg = OmegaConf.create()
