@@ -11,7 +11,7 @@ from typing import ClassVar
 
 import pytest
 
-from zoo.data.download import download, sha256_of
+from zoo.data.download import atomic_output, download, sha256_of
 from zoo.errors import ZooError
 
 PAYLOAD = bytes(range(256)) * 4000  # ~1 MB of every byte value
@@ -117,3 +117,19 @@ def test_http_download_resumes_with_range_request(tmp_path):
         assert RangeHandler.requests[-1] is None and dest.read_bytes() == PAYLOAD
     finally:
         server.shutdown()
+
+
+def test_atomic_output_replaces_whole_keeps_the_usual_mode_and_leaves_nothing_on_failure(tmp_path):
+    import stat
+
+    plain, dest = tmp_path / "plain.txt", tmp_path / "out" / "tune.mid"
+    plain.write_text("x")
+    with atomic_output(dest) as tmp:
+        tmp.write_text("new")
+        assert not dest.exists()  # nothing at the destination until the writer is done
+    assert dest.read_text() == "new"
+    assert stat.S_IMODE(dest.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode)  # not mkstemp's 0600
+    with pytest.raises(RuntimeError), atomic_output(dest) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("writer failed")
+    assert dest.read_text() == "new" and sorted(p.name for p in dest.parent.iterdir()) == ["tune.mid"]

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from zoo.errors import ConfigError, ZooError
 def cmd_tune(args: argparse.Namespace) -> int:
     from omegaconf import OmegaConf
 
+    from zoo.data.download import atomic_output
     from zoo.fit import new_run_dir, resolve
 
     if not args.config:
@@ -50,7 +50,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
         overrides.append(f"optim.lr={lr['value']:.3g}")
     if args.write:
         tuned = tuned_config(cfg, found)
-        write_atomically(Path(args.write), OmegaConf.to_yaml(tuned))
+        with atomic_output(args.write) as tmp:  # no half-written config
+            tmp.write_text(OmegaConf.to_yaml(tuned))
         print(f"wrote {args.write}; train it with: python -m zoo.fit --config {args.write}")
     else:
         print(f"train with: python -m zoo.fit {' '.join(f'--config {c}' for c in args.config)} {' '.join(overrides)}")
@@ -165,11 +166,3 @@ def tuned_config(cfg: dict[str, Any], found: dict[str, Any]) -> dict[str, Any]:
     if "lr" in found:
         tuned["optim"]["lr"] = float(f"{found['lr']['value']:.3g}")
     return validate(tuned)
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file and a rename, so that no half-written file is left."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

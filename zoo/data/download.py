@@ -58,16 +58,28 @@ def cache_dir() -> Path:
     return Path(os.environ.get("ZOO_HOME") or Path.home() / ".cache" / "zoo")
 
 
+def _file_mode() -> int:
+    """Return the mode `open()` gives a new file here: 0o666 less the process umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+FILE_MODE = _file_mode()  # for files made through mkstemp, which makes them 0600
+
+
 @contextlib.contextmanager
 def atomic_output(dest: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `dest` to write; on success it replaces `dest` in one rename.
 
     Readers, and concurrent writers such as DDP ranks, see the old file or the complete new one,
-    never a half-written one; if the writer fails, the temporary file is deleted.
+    never a half-written one; if the writer fails, the temporary file is deleted. The file gets the
+    mode any new file gets here.
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=f".tmp{dest.suffix}", dir=dest.parent)
+    os.fchmod(fd, FILE_MODE)
     os.close(fd)
     try:
         yield Path(tmp)

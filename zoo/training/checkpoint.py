@@ -29,15 +29,7 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-
-def _file_mode() -> int:
-    """Return the mode `open()` gives a new file here: 0o666 less the process umask."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-FILE_MODE = _file_mode()
+from zoo.data.download import FILE_MODE
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
