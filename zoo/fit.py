@@ -139,10 +139,10 @@ def fit(cfg: dict[str, Any], run_dir: Path | None = None, *, verbose: bool = Tru
     del ckpt  # Lightning reads the file itself; the weights need not be held twice
     saved = saved_config(cfg)  # as config.yaml, the checkpoints and the loggers keep it
     files = RunDir(run_dir, saved, cfg["logger"], datamodule.spec.tokenizer, resumed["cursor"])  # loggers too
-    progress_bar = cfg["trainer"].get("enable_progress_bar", verbose)
-    callbacks = [files, *build_callbacks(cfg["callbacks"], model, run_dir, saved, resume, fast_path=cfg["fast_path"],
-                                         has_logger=bool(cfg["logger"]), progress_bar=progress_bar, verbose=verbose)]
     trainer_kwargs = {"enable_model_summary": False, "enable_progress_bar": verbose, **cfg["trainer"]}
+    callbacks = [files, *build_callbacks(cfg["callbacks"], model, run_dir, saved, resume, fast_path=cfg["fast_path"],
+                                         has_logger=bool(cfg["logger"]),
+                                         progress_bar=trainer_kwargs["enable_progress_bar"], verbose=verbose)]
     try:
         trainer = L.Trainer(**trainer_kwargs, default_root_dir=str(run_dir), logger=False, callbacks=callbacks,
                             plugins=[AtomicCheckpointIO()], enable_autolog_hparams=False)
