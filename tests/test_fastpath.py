@@ -277,3 +277,25 @@ def test_fused_adamw_keeps_gradient_clipping_under_bf16_mixed(monkeypatch):
     opt = torch.optim.AdamW([torch.nn.Parameter(torch.ones(2))], fused=True)
     with pytest.raises(RuntimeError, match="does not allow for gradient clipping"):
         MixedPrecision("bf16-mixed", "cpu").clip_gradients(opt, 1.0)
+
+
+def test_lean_results_log_the_same_values_and_still_move_between_devices():
+    """The fast path's result collections (zoo/training/fastlog.py) skip the device walk of a `self.log`
+    only where every tensor is already on the device: the logged values are Lightning's, and a metric
+    asked onto another device (here the meta device) still moves there."""
+    from lightning.pytorch.trainer.connectors.logger_connector.result import _ResultCollection
+
+    from zoo.training.fastlog import LeanResultMetric, lean_results
+
+    plain, lean = _ResultCollection(training=False), _ResultCollection(training=False)
+    lean_results(lean)
+    for results in (plain, lean):
+        for value in (1.0, 2.5, 4.0):
+            results.log("validation_step", "val/loss", torch.tensor(value), on_epoch=True, batch_size=2)
+            results.log("validation_step", "val/acc", torch.tensor(value / 8), prog_bar=True, on_epoch=True)
+    assert all(type(m) is LeanResultMetric for m in lean.values())
+    a, b = plain.metrics(on_step=False), lean.metrics(on_step=False)
+    assert a.keys() == b.keys() and all(a[k].keys() == b[k].keys() for k in a)
+    assert all(torch.equal(a[k][n], b[k][n]) if k != "pbar" else a[k][n] == b[k][n] for k in a for n in a[k])
+    metric = lean["validation_step.val/loss"].to(torch.device("meta"))
+    assert metric.value.device.type == metric.cumulated_batch_size.device.type == "meta"

@@ -63,6 +63,7 @@ from lightning.pytorch.utilities.signature_utils import is_param_in_hook_signatu
 from zoo.data.base import InMemoryLoader
 from zoo.errors import ConfigError, choose
 from zoo.models.base import ZooModel
+from zoo.training.fastlog import lean_results
 
 TRAIN_BATCH_HOOKS = ("on_train_batch_start", "on_train_batch_end")
 VAL_BATCH_HOOKS = ("on_validation_batch_start", "on_validation_batch_end")
@@ -199,6 +200,8 @@ class FastPath(L.Callback):
         self._args = {"training_step": is_param_in_hook_signature(pl_module.training_step, "batch_idx", min_args=2),
                       "validation_step": is_param_in_hook_signature(pl_module.validation_step, "batch_idx", min_args=2)}
         if self.train:
+            loop = trainer.fit_loop.epoch_loop
+            lean_results(loop._results, loop.val_loop._results)  # no device walk at each self.log (fastlog.py)
             how = "validation batches too" if self.val else "validation batch by batch"
             line = f"on: optimizer steps run in chunks between Lightning's per-batch events ({how})"
             line += f"; forced although {soft}" if soft else "; fast_path=off for the ordinary loop"
