@@ -1,7 +1,7 @@
 """The callbacks of a zoo run, built from the `callbacks` config section by `build_callbacks`.
 
 - the fast path (zoo/training/fastpath.py): several optimizer steps per Lightning loop iteration,
-  first in the list, and the progress bar that follows it;
+  first in the list, and the progress bar that follows it (`ChunkProgressBar`);
 - checkpoints (zoo/training/checkpoint.py), exact resume (zoo/training/resume.py);
 - `FiniteLoss`: a NaN or infinite training loss stops the run with one line, before bad weights
   are saved;
@@ -21,12 +21,13 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.utilities import rank_zero_only
 
 from zoo.errors import ZooError
 from zoo.evaluation.quality import SampleQuality, feature_comparison
 from zoo.training.checkpoint import checkpoint_callbacks
-from zoo.training.fastpath import ChunkProgressBar, FastPath
+from zoo.training.fastpath import FastPath
 from zoo.training.resume import ResumeState
 
 
@@ -250,3 +251,17 @@ def save_table(rows: torch.Tensor, path: Path, names: Any = None) -> Path:
         writer.writerow(list(names) if names else [f"x{i}" for i in range(rows.shape[1])])
         writer.writerows(rows.cpu().tolist())
     return path
+
+
+class ChunkProgressBar(TQDMProgressBar):
+    """Lightning's progress bar, placed by the loop's own batch index rather than the hook's argument,
+    which inside a chunk names the chunk's first batch."""
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, trainer.fit_loop.epoch_loop.batch_idx)
+
+    def on_validation_batch_end(self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int,
+                                dataloader_idx: int = 0) -> None:
+        if trainer.state.fn == "fit":
+            batch_idx = trainer.fit_loop.epoch_loop.val_loop.batch_progress.current.ready - 1
+        super().on_validation_batch_end(trainer, pl_module, outputs, batch, batch_idx, dataloader_idx)

@@ -375,16 +375,3 @@ class FastPath(L.Callback):
             progress.increment_processed()
             self.batches += 1
 
-
-class ChunkProgressBar(TQDMProgressBar):
-    """Lightning's progress bar, placed by the loop's own batch index rather than the hook's argument,
-    which inside a chunk names the chunk's first batch."""
-
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
-        super().on_train_batch_end(trainer, pl_module, outputs, batch, trainer.fit_loop.epoch_loop.batch_idx)
-
-    def on_validation_batch_end(self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int,
-                                dataloader_idx: int = 0) -> None:
-        if trainer.state.fn == "fit":
-            batch_idx = trainer.fit_loop.epoch_loop.val_loop.batch_progress.current.ready - 1
-        super().on_validation_batch_end(trainer, pl_module, outputs, batch, batch_idx, dataloader_idx)
