@@ -19,12 +19,15 @@ How a chunk runs:
   accumulation, no GradScaler, default optimisation hooks), by making the same calls directly
   (`FastPath._step`). It steps the LR schedulers and advances every counter exactly as the loop
   would: batch progress, `_batches_that_stepped`, the optimizer's counts, the fetcher, the logger
-  connector.
+  connector. In the direct setup, the batches Lightning's loop still trains itself (each chunk's
+  first) take `_step` too, in place of `_AutomaticOptimization.run`.
 - It repeats until something is due. The last batch of the chunk then finishes through
   Lightning's loop, so its `on_train_batch_end` hooks, log flush, validation and checkpoints see
   the same state as in the ordinary loop.
 - Validation does the same with `validation_step`, so an epoch's validation is one pass of the
   loop whatever its number of batches.
+- The loops' result collections skip the device walk of each `self.log` where it would move
+  nothing (zoo/training/fastlog.py).
 
 The effect: the same weights, optimizer states, logs and checkpoints (loop state included) as the
 ordinary loop, bit for bit on the CPU, with `on_train_batch_start/end` and
@@ -44,6 +47,7 @@ from __future__ import annotations
 import ctypes
 import os
 from collections import OrderedDict
+from functools import partial
 from typing import Any
 
 import lightning as L
@@ -202,6 +206,8 @@ class FastPath(L.Callback):
         if self.train:
             loop = trainer.fit_loop.epoch_loop
             lean_results(loop._results, loop.val_loop._results)  # no device walk at each self.log (fastlog.py)
+            if self._direct:  # the batches Lightning's loop trains itself (each chunk's first) take the direct calls too
+                loop.automatic_optimization.run = partial(self._run, trainer)
             how = "validation batches too" if self.val else "validation batch by batch"
             line = f"on: optimizer steps run in chunks between Lightning's per-batch events ({how})"
             line += f"; forced although {soft}" if soft else "; fast_path=off for the ordinary loop"
@@ -209,6 +215,11 @@ class FastPath(L.Callback):
             line = f"off: {hard or soft}"
         if self.verbose:
             rank_zero_only(print)(f"zoo: fast path {line}")
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: Any, *args: Any) -> None:
+        vars(trainer.fit_loop.epoch_loop.automatic_optimization).pop("run", None)  # Lightning's own `run` again
+
+    on_exception = on_train_end
 
     # -- training ---------------------------------------------------------------------------------
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: Any, *args: Any) -> None:
@@ -291,15 +302,22 @@ class FastPath(L.Callback):
         batch = module._on_before_batch_transfer(batch, dataloader_idx=0)
         return call._call_strategy_hook(trainer, "batch_to_device", batch, dataloader_idx=0)
 
-    def _step(self, trainer: L.Trainer, module: Any, args: tuple) -> None:
+    def _run(self, trainer: L.Trainer, optimizer: Any, batch_idx: int, kwargs: OrderedDict) -> dict:
+        """Stand in for `_AutomaticOptimization.run` in the `direct_setup`: `_step`, and the outputs Lightning's
+        loop passes to the `on_train_batch_end` hooks."""
+        result = self._step(trainer, trainer.lightning_module, tuple(kwargs.values()))
+        return {} if result.loss is None else result.asdict()
+
+    def _step(self, trainer: L.Trainer, module: Any, args: tuple) -> ClosureResult:
         """Train on one batch as `_AutomaticOptimization.run` does in the `direct_setup`: the same calls in
         the same order, without the dispatch layers between them (closures, LightningOptimizer, the strategy
-        and precision wrappers, hooks left at Lightning's defaults, profiler labels)."""
+        and precision wrappers, hooks left at Lightning's defaults, profiler labels). Return the step's result."""
         optimizer = trainer.optimizers[0]
         counts = trainer.fit_loop.epoch_loop.automatic_optimization.optim_progress.optimizer
         counts.step.increment_ready()
         output = self._call(module, "training_step", trainer.precision_plugin.train_step_context(), args)
-        loss = ClosureResult.from_training_step_output(output, trainer.accumulate_grad_batches).closure_loss
+        result = ClosureResult.from_training_step_output(output, trainer.accumulate_grad_batches)
+        loss = result.closure_loss
         counts.zero_grad.increment_ready()
         self._hook(trainer, module, "on_before_zero_grad", optimizer)
         counts.zero_grad.increment_started()
@@ -314,6 +332,7 @@ class FastPath(L.Callback):
             module.configure_gradient_clipping(optimizer, trainer.gradient_clip_val, trainer.gradient_clip_algorithm)
         optimizer.step()
         counts.step.increment_completed()
+        return result
 
     def _hook(self, trainer: L.Trainer, module: Any, name: str, *args: Any) -> None:
         """Call hook `name` of the callbacks that implement it, as `call._call_callback_hooks` does."""
