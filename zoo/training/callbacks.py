@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 from typing import Any
 
@@ -114,12 +115,18 @@ class FiniteLoss(L.Callback):
         self._since = 0  # the first step not yet checked
 
     def on_before_backward(self, trainer: L.Trainer, pl_module: Any, loss: torch.Tensor) -> None:
+        every = self.check_every or (1 if loss.device.type == "cpu" else 50)
+        if every == 1 and self._bad is None and loss.numel() == 1 and trainer.world_size == 1:
+            # Checked at once anyway: one read of the loss rather than four tensor ops and a read.
+            if not math.isfinite(loss.item()):
+                self._bad, self._since = torch.tensor(True), trainer.global_step
+                self.check(trainer, loss)
+            return
         bad = ~torch.isfinite(loss.detach()).all()
         if self._bad is None:
             self._bad, self._since = bad, trainer.global_step
         else:
             self._bad |= bad
-        every = self.check_every or (1 if loss.device.type == "cpu" else 50)
         if (trainer.global_step + 1 - self._since) >= every:
             self.check(trainer, loss)
 
