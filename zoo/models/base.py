@@ -239,7 +239,7 @@ class TaskModel(ZooModel):
         else:  # filled on the device: torch.tensor(n, device=cuda) would copy from the host and wait for the GPU
             count = torch.full((), y.shape[0], device=y.device)
         correct = (out.argmax(-1) == y).sum() if self.spec.task == "classification" else torch.zeros_like(count)
-        self.metrics[f"{stage}_totals"].update(torch.stack([loss.detach() * count, count, correct]))
+        self.metrics[f"{stage}_totals"].add(torch.stack([loss.detach() * count, count, correct]))
         if stage != "train" and self.spec.task != "language_modeling":
             preds = out.argmax(-1) if self.spec.task == "classification" else self.to_prediction(out)
             target = y.view(out.shape[0], -1).float() if self.spec.task == "regression" else y
@@ -249,10 +249,10 @@ class TaskModel(ZooModel):
         return loss
 
     def _log_epoch(self, stage: str) -> None:
-        totals = self.metrics[f"{stage}_totals"]
-        if not totals.update_called:  # e.g. limit_val_batches=0
+        sums = self.metrics[f"{stage}_totals"].epoch_sums()  # summed across DDP ranks by torchmetrics
+        if sums is None:  # no batch, e.g. limit_val_batches=0
             return
-        loss_sum, count, correct = totals.compute().float()  # reduced across DDP ranks by torchmetrics
+        loss_sum, count, correct = sums.float()
         loss = loss_sum / count
         values = {f"{stage}/loss": loss}
         if self.spec.task == "language_modeling":
@@ -263,7 +263,6 @@ class TaskModel(ZooModel):
             task_metrics = self.metrics[f"{stage}_task"]
             values.update({f"{stage}/{k}": v for k, v in task_metrics.compute().items()})
             task_metrics.reset()
-        totals.reset()
         headline = {f"{stage}/loss", f"{stage}/acc"}  # keep the progress bar short
         for name, value in values.items():
             self.log(name, value, prog_bar=stage == "val" and name in headline)

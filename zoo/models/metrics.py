@@ -25,8 +25,10 @@ MODES = {
 class Totals(torchmetrics.Metric):
     """Running sums of a few per-batch quantities (loss x count, correct, count), summed across DDP ranks.
 
-    Training updates this instead of full metric collections: one in-place add per step, no
-    host sync and no input validation, which keeps small-model steps close to a hand loop.
+    Steps call `add`: one in-place add into a plain tensor, with none of torchmetrics' per-update
+    bookkeeping (its update wrapper, the state's attribute set), and no host sync: small-model steps
+    stay close to a hand loop. `epoch_sums` hands the epoch's sums to the metric state once, for
+    torchmetrics to sum across DDP ranks, and starts the next epoch.
     """
 
     full_state_update = False
@@ -34,12 +36,35 @@ class Totals(torchmetrics.Metric):
     def __init__(self, size: int) -> None:
         super().__init__()
         self.add_state("sums", default=torch.zeros(size, dtype=torch.float64), dist_reduce_fx="sum")
+        self.running: torch.Tensor | None = None  # this epoch's sums so far, on this rank
+
+    def add(self, values: torch.Tensor) -> None:
+        """Add one batch's values to this epoch's sums."""
+        if self.running is None:
+            self.running = values.detach().to(torch.float64, copy=True)
+        else:
+            self.running.add_(values.detach())  # summed in float64, as the state holds them
 
     def update(self, values: torch.Tensor) -> None:
         self.sums += values.detach().to(self.sums.dtype)
 
     def compute(self) -> torch.Tensor:
         return self.sums
+
+    def epoch_sums(self) -> torch.Tensor | None:
+        """Return the sums over this epoch's batches on every rank, and reset; None if no batch was added
+        (e.g. limit_val_batches=0)."""
+        if self.running is None and not self.update_called:
+            return None
+        if self.running is not None:
+            self.update(self.running)
+        sums = self.compute()
+        self.reset()
+        return sums
+
+    def reset(self) -> None:
+        super().reset()
+        self.running = None
 
 
 def build_metrics(spec: DataSpec) -> torchmetrics.MetricCollection:

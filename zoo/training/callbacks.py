@@ -47,7 +47,9 @@ def build_callbacks(cb: dict[str, Any], model: Any, run_dir: Path, saved: dict[s
     stop_monitor = monitor_and_mode(model, es["monitor"] or monitor[0], es["mode"])
     checkpoints = checkpoint_callbacks(c, monitor, run_dir, saved, resume, guard)
     # The fast path first: the callbacks after it see each chunk's last batch in on_train_batch_end.
-    callbacks = [FastPath(fast_path, verbose), *checkpoints, samples, resume, guard, final]
+    callbacks = [FastPath(fast_path, verbose), *checkpoints, resume, guard, final]
+    if hasattr(model, "make_samples"):
+        callbacks.append(samples)
     if progress_bar:
         callbacks.append(ChunkProgressBar())
     if callable(getattr(model, "sample", None)):
@@ -167,7 +169,7 @@ class Samples(L.Callback):
 
     @rank_zero_only
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not hasattr(pl_module, "make_samples") or trainer.sanity_checking or self.every_n_epochs < 1:
+        if trainer.sanity_checking or self.every_n_epochs < 1:
             return
         if (trainer.current_epoch + 1) % self.every_n_epochs and not trainer.fast_dev_run:
             return
