@@ -183,6 +183,9 @@ class TaskModel(ZooModel):
             self.metrics[f"{s}_totals"] = Totals(3)
             if s != "train":
                 self.metrics[f"{s}_task"] = build_metrics(self.spec)
+        # The val/test predictions and targets of the epoch so far, given to the task metrics in one
+        # update at its end: one pass of torchmetrics' per-update work an epoch, not one per batch.
+        self.epoch_outputs: dict[str, tuple[list[torch.Tensor], list[torch.Tensor]]] = {}
         for name in ("target_mean", "target_std"):
             stats = getattr(self.spec, name)
             self.register_buffer(name, torch.tensor(stats, dtype=torch.float32) if stats else None, persistent=False)
@@ -243,7 +246,9 @@ class TaskModel(ZooModel):
         if stage != "train" and self.spec.task != "language_modeling":
             preds = out.argmax(-1) if self.spec.task == "classification" else self.to_prediction(out)
             target = y.view(out.shape[0], -1).float() if self.spec.task == "regression" else y
-            self.metrics[f"{stage}_task"].update(preds, target)
+            kept = self.epoch_outputs.setdefault(stage, ([], []))
+            kept[0].append(preds.detach())
+            kept[1].append(target)
         if stage == "train" and self.logs_this_step():
             self.log("train/loss_step", loss.detach(), prog_bar=True, on_step=True, on_epoch=False)
         return loss
@@ -261,6 +266,9 @@ class TaskModel(ZooModel):
             values["train/acc"] = correct / count
         if stage != "train":
             task_metrics = self.metrics[f"{stage}_task"]
+            if stage in self.epoch_outputs:
+                preds, targets = self.epoch_outputs.pop(stage)
+                task_metrics.update(torch.cat(preds), torch.cat(targets))
             values.update({f"{stage}/{k}": v for k, v in task_metrics.compute().items()})
             task_metrics.reset()
         headline = {f"{stage}/loss", f"{stage}/acc"}  # keep the progress bar short

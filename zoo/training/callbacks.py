@@ -47,9 +47,7 @@ def build_callbacks(cb: dict[str, Any], model: Any, run_dir: Path, saved: dict[s
     stop_monitor = monitor_and_mode(model, es["monitor"] or monitor[0], es["mode"])
     checkpoints = checkpoint_callbacks(c, monitor, run_dir, saved, resume, guard)
     # The fast path first: the callbacks after it see each chunk's last batch in on_train_batch_end.
-    callbacks = [FastPath(fast_path, verbose), *checkpoints, resume, guard, final]
-    if hasattr(model, "make_samples"):
-        callbacks.append(samples)
+    callbacks = [FastPath(fast_path, verbose), *checkpoints, samples, resume, guard, final]
     if progress_bar:
         callbacks.append(ChunkProgressBar())
     if callable(getattr(model, "sample", None)):
@@ -169,15 +167,17 @@ class Samples(L.Callback):
 
     @rank_zero_only
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking or self.every_n_epochs < 1:
+        if not hasattr(pl_module, "make_samples") or trainer.sanity_checking or self.every_n_epochs < 1:
             return
         if (trainer.current_epoch + 1) % self.every_n_epochs and not trainer.fast_dev_run:
             return
-        was_training = pl_module.training
-        pl_module.eval()
+        was_training = pl_module.training  # False here when Lightning calls it, in the validation loop
+        if was_training:
+            pl_module.eval()
         with torch.no_grad():
             samples = pl_module.make_samples()
-        pl_module.train(was_training)
+        if was_training:
+            pl_module.train()
         out = Path(trainer.default_root_dir) / "samples"
         for name, value in samples.items():
             path = out / f"{name}_epoch{trainer.current_epoch:03d}"

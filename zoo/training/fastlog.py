@@ -1,63 +1,47 @@
-"""The fast path's logging: Lightning's result collections without the device walk of every `self.log`.
+"""The fast path's bookkeeping: Lightning's result collections without the device walk of every
+`self.log`, and its default profiler without a context made at every hook.
 
 Each `self.log(name, value)` ends in `_ResultCollection.log`, which calls `.to(value.device)` on the
 metric that stores `name` (Lightning 2.6, logger_connector/result.py). `_ResultMetric.to` rebuilds
 its whole `__dict__` with `apply_to_collection`: every container of the torchmetrics `Metric` it is
 (hook dicts, defaults, reductions) is copied, its metadata dataclasses are deep-copied, and the
-tensors go through `Tensor.to`. When every tensor in it is already on that device, `Tensor.to`
-returns each one as it is, so the walk only swaps containers for equal copies: about 0.3 ms of
-host Python per call, seven calls per epoch for a zoo classifier's epoch metrics.
+tensors go through `Tensor.to`. When the metric is already on that device, `Tensor.to` returns each
+tensor as it is, so the walk only swaps containers for equal copies: about 0.3 ms of host Python per
+call, seven calls per epoch for a zoo classifier's epoch metrics.
 
-`lean_results` makes the loops' collections skip that walk where it would change nothing: their
-metrics check, read-only, that every tensor they hold is on the device, and otherwise move as
-Lightning's do. The values, their reductions, callback_metrics and what the loggers receive are
-the same objects and numbers either way (tests/test_fastpath.py compares them with the ordinary
-loop's).
+`lean_results` makes the loops' collections skip that walk where it would change nothing. A logged
+tensor's metric knows its device (`_DeviceDtypeModuleMixin.device`, which every move updates), and
+all its tensors are made on it: its states and defaults at creation and by each move, each update
+from the states it adds to, each reset from the defaults. Asked onto another device, or holding a
+logged `Metric` object rather than a tensor, it moves as Lightning's do. The values, their
+reductions, callback_metrics and what the loggers receive are the same either way
+(tests/test_fastpath.py compares them with Lightning's own collections and the ordinary loop's).
+
+Lightning also wraps each hook it calls, some two hundred an epoch, in `trainer.profiler.profile(...)`.
+The default profiler (`PassThroughProfiler`) records nothing, yet its `profile` is a generator-based
+context manager that calls its empty `start` and `stop`; `lean_profiler` makes it hand out one
+shared empty context instead.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
+import lightning as L
 import torch
+from lightning.pytorch.profilers import PassThroughProfiler
 from lightning.pytorch.trainer.connectors.logger_connector.result import _ResultCollection, _ResultMetric
-from torchmetrics import Metric
 
-# Types that most of a metric's attributes have, tested first: the check runs at every `self.log`.
-ATOMS = frozenset((bool, int, float, str, type(None), torch.device, torch.dtype))
-DICTS = frozenset((dict, OrderedDict))
-
-
-def on_device(data: Any, device: torch.device) -> bool:
-    """Return True when every tensor in `data` is on `device` and it holds no torchmetrics `Metric` (one
-    would be moved with its own `.to`), looking where `apply_to_collection` looks: mappings,
-    sequences and dataclass fields."""
-    kind = type(data)
-    if kind in ATOMS:
-        return True
-    if kind in DICTS:
-        return all(on_device(v, device) for v in data.values())
-    if isinstance(data, torch.Tensor):
-        return data.device == device
-    if isinstance(data, Metric):
-        return False
-    if isinstance(data, Mapping):
-        return all(on_device(v, device) for v in data.values())
-    if isinstance(data, Sequence) and not isinstance(data, (str, bytes)):
-        return all(on_device(v, device) for v in data)
-    if dataclasses.is_dataclass(data) and not isinstance(data, type):
-        return all(on_device(getattr(data, f.name), device) for f in dataclasses.fields(data) if f.init)
-    return True
+NOTHING = nullcontext()  # reusable: it holds no state
 
 
 class LeanResultMetric(_ResultMetric):
-    """A logged value whose move to the device it is already on does nothing (see the module doc)."""
+    """A logged tensor whose move to the device it is already on does nothing (see the module doc)."""
 
     def to(self, *args: Any, **kwargs: Any) -> _ResultMetric:
-        if len(args) == 1 and not kwargs and isinstance(args[0], torch.device) and on_device(self.__dict__, args[0]):
+        if self.is_tensor and len(args) == 1 and not kwargs and isinstance(args[0], torch.device) \
+                and args[0] == self.device:
             return self
         return super().to(*args, **kwargs)
 
@@ -80,3 +64,20 @@ def lean_results(*results: _ResultCollection) -> None:
         for metric in collection.values():
             if type(metric) is _ResultMetric:
                 metric.__class__ = LeanResultMetric
+
+
+class LeanPassThroughProfiler(PassThroughProfiler):
+    """Lightning's default profiler, which records nothing, handing out one shared empty context."""
+
+    def profile(self, action_name: str) -> AbstractContextManager:
+        return NOTHING
+
+
+def lean_profiler(trainer: L.Trainer, on: bool) -> None:
+    """Make the Trainer's default profiler lean (on) or Lightning's own again (off), in place; any other
+    profiler is left as it is."""
+    profiler = trainer.profiler
+    if on and type(profiler) is PassThroughProfiler:
+        profiler.__class__ = LeanPassThroughProfiler
+    elif not on and type(profiler) is LeanPassThroughProfiler:
+        profiler.__class__ = PassThroughProfiler

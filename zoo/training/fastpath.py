@@ -27,7 +27,8 @@ How a chunk runs:
 - Validation does the same with `validation_step`, so an epoch's validation is one pass of the
   loop whatever its number of batches.
 - The loops' result collections skip the device walk of each `self.log` where it would move
-  nothing (zoo/training/fastlog.py).
+  nothing, and Lightning's default profiler hands out one empty context rather than a new one at
+  every hook it dispatches (zoo/training/fastlog.py).
 
 The effect: the same weights, optimizer states, logs and checkpoints (loop state included) as the
 ordinary loop, bit for bit on the CPU, with `on_train_batch_start/end` and
@@ -67,7 +68,7 @@ from lightning.pytorch.utilities.signature_utils import is_param_in_hook_signatu
 from zoo.data.base import InMemoryLoader
 from zoo.errors import ConfigError, choose
 from zoo.models.base import ZooModel
-from zoo.training.fastlog import lean_results
+from zoo.training.fastlog import lean_profiler, lean_results
 
 TRAIN_BATCH_HOOKS = ("on_train_batch_start", "on_train_batch_end")
 VAL_BATCH_HOOKS = ("on_validation_batch_start", "on_validation_batch_end")
@@ -206,6 +207,7 @@ class FastPath(L.Callback):
         if self.train:
             loop = trainer.fit_loop.epoch_loop
             lean_results(loop._results, loop.val_loop._results)  # no device walk at each self.log (fastlog.py)
+            lean_profiler(trainer, True)  # no generator per hook dispatch (fastlog.py)
             if self._direct:  # the batches Lightning's loop trains itself (each chunk's first) take the direct calls too
                 loop.automatic_optimization.run = partial(self._run, trainer)
             how = "validation batches too" if self.val else "validation batch by batch"
@@ -218,6 +220,7 @@ class FastPath(L.Callback):
 
     def on_train_end(self, trainer: L.Trainer, pl_module: Any, *args: Any) -> None:
         vars(trainer.fit_loop.epoch_loop.automatic_optimization).pop("run", None)  # Lightning's own `run` again
+        lean_profiler(trainer, False)
 
     on_exception = on_train_end
 
