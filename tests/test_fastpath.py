@@ -280,12 +280,12 @@ def test_fused_adamw_keeps_gradient_clipping_under_bf16_mixed(monkeypatch):
 
 
 def test_lean_results_log_the_same_values_and_still_move_between_devices():
-    """The fast path's result collections (zoo/training/fastlog.py) skip the device walk of a `self.log`
+    """The fast path's result collections (zoo/training/lean.py) skip the device walk of a `self.log`
     only where every tensor is already on the device: the logged values are Lightning's, and a metric
     asked onto another device (here the meta device) still moves there."""
     from lightning.pytorch.trainer.connectors.logger_connector.result import _ResultCollection
 
-    from zoo.training.fastlog import LeanResultMetric, lean_results
+    from zoo.training.lean import LeanResultMetric, lean_results
 
     plain, lean = _ResultCollection(training=False), _ResultCollection(training=False)
     lean_results(lean)

@@ -118,7 +118,7 @@ def fit(cfg: dict[str, Any], run_dir: Path | None = None, *, verbose: bool = Tru
     from zoo.training.checkpoint import AtomicCheckpointIO, saved_step
     from zoo.training.config import build_data_and_model
     from zoo.training.environment import saved_config
-    from zoo.training.fastpath import skip_failing_nvml_probe
+    from zoo.training.lean import skip_failing_nvml_probe
     from zoo.training.loggers import finish_loggers, quiet_lightning
     from zoo.training.resume import ResumeState, check_resume
     from zoo.training.rundir import RunDir

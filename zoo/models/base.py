@@ -237,12 +237,10 @@ class TaskModel(ZooModel):
         # Outputs feed the accuracy and the val/test metrics; a language model's metrics come from the loss alone.
         keep = {"classification": True, "regression": stage != "train", "language_modeling": False}[self.spec.task]
         out, loss = self.forward_loss(x, y, keep)
-        if self.spec.task == "language_modeling":
-            count = (y != self.ignore_index).sum()
-        else:  # filled on the device: torch.tensor(n, device=cuda) would copy from the host and wait for the GPU
-            count = torch.full((), y.shape[0], device=y.device)
-        correct = (out.argmax(-1) == y).sum() if self.spec.task == "classification" else torch.zeros_like(count)
-        self.metrics[f"{stage}_totals"].add(torch.stack([loss.detach() * count, count, correct]))
+        # The batch's sample count is known on the host; a language model's count of real tokens is not.
+        count = (y != self.ignore_index).sum() if self.spec.task == "language_modeling" else y.shape[0]
+        correct = (out.argmax(-1) == y).sum() if self.spec.task == "classification" else 0
+        self.metrics[f"{stage}_totals"].add(loss.detach() * count, count, correct)
         if stage != "train" and self.spec.task != "language_modeling":
             preds = out.argmax(-1) if self.spec.task == "classification" else self.to_prediction(out)
             target = y.view(out.shape[0], -1).float() if self.spec.task == "regression" else y

@@ -25,10 +25,11 @@ MODES = {
 class Totals(torchmetrics.Metric):
     """Running sums of a few per-batch quantities (loss x count, correct, count), summed across DDP ranks.
 
-    Steps call `add`: one in-place add into a plain tensor, with none of torchmetrics' per-update
-    bookkeeping (its update wrapper, the state's attribute set), and no host sync: small-model steps
-    stay close to a hand loop. `epoch_sums` hands the epoch's sums to the metric state once, for
-    torchmetrics to sum across DDP ranks, and starts the next epoch.
+    Steps call `add`: an in-place add per value (a host number, such as a batch size, costs no
+    device op), with none of torchmetrics' per-update bookkeeping (its update wrapper, the state's
+    attribute set), and no host sync: small-model steps stay close to a hand loop. `epoch_sums`
+    hands the epoch's sums to the metric state once, for torchmetrics to sum across DDP ranks, and
+    starts the next epoch.
     """
 
     full_state_update = False
@@ -36,14 +37,21 @@ class Totals(torchmetrics.Metric):
     def __init__(self, size: int) -> None:
         super().__init__()
         self.add_state("sums", default=torch.zeros(size, dtype=torch.float64), dist_reduce_fx="sum")
-        self.running: torch.Tensor | None = None  # this epoch's sums so far, on this rank
+        self.running: list[torch.Tensor | float] | None = None  # this epoch's sums so far, on this rank
 
-    def add(self, values: torch.Tensor) -> None:
-        """Add one batch's values to this epoch's sums."""
-        if self.running is None:
-            self.running = values.detach().to(torch.float64, copy=True)
-        else:
-            self.running.add_(values.detach())  # summed in float64, as the state holds them
+    def add(self, *values: torch.Tensor | float) -> None:
+        """Add one batch's values to this epoch's sums: tensors without gradients (summed in float64 on
+        their device) or host numbers such as a batch size (summed on the host)."""
+        running = self.running
+        if running is None:
+            self.running = [v.detach().to(torch.float64, copy=True) if isinstance(v, torch.Tensor) else float(v)
+                            for v in values]
+            return
+        for i, v in enumerate(values):
+            if isinstance(v, torch.Tensor):
+                running[i].add_(v)
+            else:
+                running[i] += v
 
     def update(self, values: torch.Tensor) -> None:
         self.sums += values.detach().to(self.sums.dtype)
@@ -57,7 +65,8 @@ class Totals(torchmetrics.Metric):
         if self.running is None and not self.update_called:
             return None
         if self.running is not None:
-            self.update(self.running)
+            device = self.sums.device
+            self.update(torch.stack([torch.as_tensor(v, dtype=torch.float64, device=device) for v in self.running]))
         sums = self.compute()
         self.reset()
         return sums

@@ -4,7 +4,7 @@
 - callbacks.py: the callbacks of a run (`build_callbacks`), the NaN guard and the sample writer;
 - evaluate.py: a model measured on its data's test split (`zoo test`, the pretrained cards' metrics);
 - fastpath.py: several optimizer steps per Lightning loop iteration, with the ordinary loop's results;
-- fastlog.py: the fast path's result collections, without the device walk of every `self.log`;
+- lean.py: Lightning's bookkeeping without the work that changes nothing (result collections, profiler, NVML probe);
 - checkpoint.py: every saving decision: best/last checkpoints, atomic writes, what a checkpoint holds;
 - resume.py: exact resume (RNG states and logger cursors) and the check of a checkpoint against its resume;
 - rundir.py: when a run dir appears (config.yaml, the loggers built and started), after a resume's restore;

@@ -28,7 +28,7 @@ How a chunk runs:
   loop whatever its number of batches.
 - The loops' result collections skip the device walk of each `self.log` where it would move
   nothing, and Lightning's default profiler hands out one empty context rather than a new one at
-  every hook it dispatches (zoo/training/fastlog.py).
+  every hook it dispatches (zoo/training/lean.py).
 
 The effect: the same weights, optimizer states, logs and checkpoints (loop state included) as the
 ordinary loop, bit for bit on the CPU, with `on_train_batch_start/end` and
@@ -45,8 +45,6 @@ the reasons that only concern batch hooks; `fast_path: off` always takes the ord
 
 from __future__ import annotations
 
-import ctypes
-import os
 from collections import OrderedDict
 from functools import partial
 from typing import Any
@@ -68,7 +66,7 @@ from lightning.pytorch.utilities.signature_utils import is_param_in_hook_signatu
 from zoo.data.base import InMemoryLoader
 from zoo.errors import ConfigError, choose
 from zoo.models.base import ZooModel
-from zoo.training.fastlog import lean_profiler, lean_results
+from zoo.training.lean import lean_profiler, lean_results
 
 TRAIN_BATCH_HOOKS = ("on_train_batch_start", "on_train_batch_end")
 VAL_BATCH_HOOKS = ("on_validation_batch_start", "on_validation_batch_end")
@@ -150,24 +148,6 @@ def batches_in_place(trainer: L.Trainer, module: Any) -> bool:
             and not (datamodule is not None and any(is_overridden(h, datamodule) for h in hooks)))
 
 
-def skip_failing_nvml_probe() -> None:
-    """Stop torch probing for NVIDIA's NVML library at every optimizer step on a machine that has none.
-
-    Lightning sets PYTORCH_NVML_BASED_CUDA_CHECK=1 at import, so that asking for a GPU cannot
-    poison forked processes. With that variable, a CUDA build of torch on a machine without
-    NVIDIA's driver tries to load NVML again at every `torch.cuda.is_available()`, and torch's
-    optimizers ask at every step: about 0.25 ms of CPU per step here (the default pip wheel is a
-    CUDA build). Without NVML there is no GPU state that a fork could poison, so the check goes
-    back to torch's default.
-    """
-    if os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") != "1" or not torch.version.cuda:
-        return
-    try:
-        ctypes.CDLL("libnvidia-ml.so.1")
-    except OSError:
-        os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "0"
-
-
 class FastPath(L.Callback):
     """Runs the batches between two of Lightning's per-batch events as one loop iteration (see the module doc).
 
@@ -206,8 +186,8 @@ class FastPath(L.Callback):
                       "validation_step": is_param_in_hook_signature(pl_module.validation_step, "batch_idx", min_args=2)}
         if self.train:
             loop = trainer.fit_loop.epoch_loop
-            lean_results(loop._results, loop.val_loop._results)  # no device walk at each self.log (fastlog.py)
-            lean_profiler(trainer, True)  # no generator per hook dispatch (fastlog.py)
+            lean_results(loop._results, loop.val_loop._results)  # no device walk at each self.log (lean.py)
+            lean_profiler(trainer, True)  # no generator per hook dispatch (lean.py)
             if self._direct:  # the batches Lightning's loop trains itself (each chunk's first) take the direct calls too
                 loop.automatic_optimization.run = partial(self._run, trainer)
             how = "validation batches too" if self.val else "validation batch by batch"
@@ -308,19 +288,22 @@ class FastPath(L.Callback):
     def _run(self, trainer: L.Trainer, optimizer: Any, batch_idx: int, kwargs: OrderedDict) -> dict:
         """Stand in for `_AutomaticOptimization.run` in the `direct_setup`: `_step`, and the outputs Lightning's
         loop passes to the `on_train_batch_end` hooks."""
-        result = self._step(trainer, trainer.lightning_module, tuple(kwargs.values()))
+        output = self._step(trainer, trainer.lightning_module, tuple(kwargs.values()))
+        result = ClosureResult.from_training_step_output(output)
         return {} if result.loss is None else result.asdict()
 
-    def _step(self, trainer: L.Trainer, module: Any, args: tuple) -> ClosureResult:
+    def _step(self, trainer: L.Trainer, module: Any, args: tuple) -> Any:
         """Train on one batch as `_AutomaticOptimization.run` does in the `direct_setup`: the same calls in
         the same order, without the dispatch layers between them (closures, LightningOptimizer, the strategy
-        and precision wrappers, hooks left at Lightning's defaults, profiler labels). Return the step's result."""
+        and precision wrappers, hooks left at Lightning's defaults, profiler labels). Return what
+        `training_step` returned."""
         optimizer = trainer.optimizers[0]
         counts = trainer.fit_loop.epoch_loop.automatic_optimization.optim_progress.optimizer
         counts.step.increment_ready()
         output = self._call(module, "training_step", trainer.precision_plugin.train_step_context(), args)
-        result = ClosureResult.from_training_step_output(output, trainer.accumulate_grad_batches)
-        loss = result.closure_loss
+        # Lightning's ClosureResult divides a returned tensor by accumulate_grad_batches (1 here) and keeps a
+        # detached copy for the batch-end hooks: x / 1 is x, bit for bit, and so is its gradient.
+        loss = output if isinstance(output, torch.Tensor) else ClosureResult.from_training_step_output(output).closure_loss
         counts.zero_grad.increment_ready()
         self._hook(trainer, module, "on_before_zero_grad", optimizer)
         counts.zero_grad.increment_started()
@@ -335,7 +318,7 @@ class FastPath(L.Callback):
             module.configure_gradient_clipping(optimizer, trainer.gradient_clip_val, trainer.gradient_clip_algorithm)
         optimizer.step()
         counts.step.increment_completed()
-        return result
+        return output
 
     def _hook(self, trainer: L.Trainer, module: Any, name: str, *args: Any) -> None:
         """Call hook `name` of the callbacks that implement it, as `call._call_callback_hooks` does."""

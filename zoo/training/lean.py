@@ -1,5 +1,7 @@
-"""The fast path's bookkeeping: Lightning's result collections without the device walk of every
-`self.log`, and its default profiler without a context made at every hook.
+"""Lightning's and torch's bookkeeping without the work that changes nothing: for the fast path
+(zoo/training/fastpath.py), result collections without the device walk of every `self.log` and
+the default profiler without a context made at every hook; for every run (zoo.fit), torch without
+its failing NVML probe at every optimizer step.
 
 Each `self.log(name, value)` ends in `_ResultCollection.log`, which calls `.to(value.device)` on the
 metric that stores `name` (Lightning 2.6, logger_connector/result.py). `_ResultMetric.to` rebuilds
@@ -25,6 +27,8 @@ shared empty context instead.
 
 from __future__ import annotations
 
+import ctypes
+import os
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
@@ -81,3 +85,21 @@ def lean_profiler(trainer: L.Trainer, on: bool) -> None:
         profiler.__class__ = LeanPassThroughProfiler
     elif not on and type(profiler) is LeanPassThroughProfiler:
         profiler.__class__ = PassThroughProfiler
+
+
+def skip_failing_nvml_probe() -> None:
+    """Stop torch probing for NVIDIA's NVML library at every optimizer step on a machine that has none.
+
+    Lightning sets PYTORCH_NVML_BASED_CUDA_CHECK=1 at import, so that asking for a GPU cannot
+    poison forked processes. With that variable, a CUDA build of torch on a machine without
+    NVIDIA's driver tries to load NVML again at every `torch.cuda.is_available()`, and torch's
+    optimizers ask at every step: about 0.25 ms of CPU per step here (the default pip wheel is a
+    CUDA build). Without NVML there is no GPU state that a fork could poison, so the check goes
+    back to torch's default.
+    """
+    if os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") != "1" or not torch.version.cuda:
+        return
+    try:
+        ctypes.CDLL("libnvidia-ml.so.1")
+    except OSError:
+        os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "0"
