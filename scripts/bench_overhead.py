@@ -1,7 +1,7 @@
 """Overhead of zoo over a hand-written PyTorch loop: same CNN, same data, same epochs, two datasets.
 
     python scripts/bench_overhead.py [--datasets digits mnist] [--epochs 20] [--mnist-epochs 1]
-                                     [--repeats 5] [--batch-sizes 64 256] [--device cpu]
+                                     [--repeats 5] [--batch-sizes 64 256] [--device cpu] [--calls]
 
 Datasets: scikit-learn's digits (1,797 8x8 images: 19 steps an epoch at batch 64, so per-epoch
 costs weigh), and MNIST-shaped synthetic tensors (60,000 random 1x28x28 images, 10 random
@@ -27,6 +27,13 @@ epochs. The script prints the machine's load average, the median times and the m
 per-repeat ratios (with min and max), and ends with one JSON line of the median ratios. Targets for
 fast/hand on the CPU: MNIST-shaped <= 1.03 at batch 256 and <= 1.05 at batch 64, digits <= 1.10 at
 batch 64.
+
+`--calls` counts instead of timing: the Python function calls and calls into C that each contender
+makes per epoch (`sys.setprofile`; over `--epochs` and half as many, so that per-run costs
+cancel), and their ratios to the hand loop's. Host work counted this way is the same on every run
+and no other process disturbs it, so it shows what a change to the per-batch or per-epoch work
+saves when timings on a shared machine cannot (the ratios move by 10% between runs there). It
+ends with one JSON line of the counts.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ import io
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -47,6 +55,26 @@ import torch.nn.functional as F
 
 CONTENDERS = ("hand", "fast", "ordinary", "floor")
 FIT_TIMES: list[tuple[float, float]] = []  # (wall, CPU) seconds of every Trainer.fit call (time_trainer_fit)
+FIT_CALLS: list[int] = []  # function calls of every Trainer.fit call while COUNTING is set (--calls)
+COUNTING = False
+
+
+def count_calls(fn, *args, **kwargs) -> tuple[object, int]:
+    """Return (fn's result, the number of Python function calls and calls into C it made), counted with
+    `sys.setprofile`: a measure of host work that other processes on the machine cannot disturb."""
+    n = 0
+
+    def profile(frame, event, arg) -> None:
+        nonlocal n
+        if event == "call" or event == "c_call":
+            n += 1
+
+    sys.setprofile(profile)
+    try:
+        result = fn(*args, **kwargs)
+    finally:
+        sys.setprofile(None)
+    return result, n
 
 
 def time_trainer_fit() -> None:
@@ -59,6 +87,10 @@ def time_trainer_fit() -> None:
     def timed(self, *args, **kwargs):
         start, cpu = time.perf_counter(), time.process_time()
         try:
+            if COUNTING:
+                result, calls = count_calls(fit, self, *args, **kwargs)
+                FIT_CALLS.append(calls)
+                return result
             return fit(self, *args, **kwargs)
         finally:
             if self.strategy.root_device.type == "cuda":
@@ -212,6 +244,9 @@ def bench(data: str, epochs: int, batch_size: int, args: argparse.Namespace) -> 
             elif name == "floor":
                 lightning_floor(fresh_cnn(0, "digits"), warm_splits, 1, batch_size, args.lr, args.device, root)
         hand_loop(fresh_cnn(0), splits, 1, batch_size, args.lr, args.device, root)
+        if args.calls:
+            print(f"{data} batch {batch_size}:")
+            return {"calls_per_epoch": calls_per_epoch(runs, epochs)}
         for r in range(args.repeats):
             for name in CONTENDERS[r % 4:] + CONTENDERS[: r % 4]:  # rotate who goes first
                 with contextlib.redirect_stdout(io.StringIO()) as out:
@@ -235,6 +270,33 @@ def bench(data: str, epochs: int, batch_size: int, args: argparse.Namespace) -> 
     return out
 
 
+def calls_per_epoch(runs: dict, epochs: int) -> dict[str, float]:
+    """Count each contender's function calls per epoch (Trainer.fit only for zoo and the floor, the whole
+    call for the hand loop) over `epochs` (at least 2) and over half as many, so that per-run costs cancel; print
+    them and their ratios to the hand loop's."""
+    global COUNTING
+    short = max(1, epochs // 2)
+    epochs = max(epochs, short + 1)
+    out: dict[str, float] = {}
+    for name, run in runs.items():
+        counts = []
+        for e in (short, epochs):
+            with contextlib.redirect_stdout(io.StringIO()):
+                if name == "hand":
+                    counts.append(count_calls(run, 0, e)[1])
+                else:
+                    COUNTING = True
+                    try:
+                        run(0, e)
+                    finally:
+                        COUNTING = False
+                    counts.append(FIT_CALLS[-1])
+        out[name] = (counts[1] - counts[0]) / (epochs - short)
+    print("    calls per epoch: " + "  ".join(f"{k} {v:,.0f}" for k, v in out.items()))
+    print("    ratios to hand:  " + "  ".join(f"{k} {v / out['hand']:.3f}" for k, v in out.items() if k != "hand"))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", choices=("digits", "mnist"), default=["digits", "mnist"])
@@ -244,6 +306,8 @@ def main() -> None:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--calls", action="store_true",
+                        help="count function calls per epoch (host work, deterministic) instead of timing")
     args = parser.parse_args()
     torch.set_num_threads(1)
 
@@ -263,6 +327,11 @@ def main() -> None:
         name = "digits" if data == "digits" else "mnist_shaped"
         print(f"-- {name}, {epochs} epochs")
         results[name] = {str(bs): bench(name, epochs, bs, args) for bs in args.batch_sizes}
+    if args.calls:
+        print(json.dumps({"bench": "overhead_calls", "device": args.device, "calls_per_epoch": {
+            name: {bs: {k: round(v) for k, v in r["calls_per_epoch"].items()} for bs, r in per.items()}
+            for name, per in results.items()}}))
+        return
     summary = {clock: {name: {bs: {pair: round(r[clock][pair]["median"], 4) for pair in RATIOS} for bs, r in per.items()}
                        for name, per in results.items()} for clock in ("wall", "cpu")}
     print(json.dumps({"bench": "overhead", "device": args.device, "repeats": args.repeats,

@@ -279,6 +279,41 @@ def test_fused_adamw_keeps_gradient_clipping_under_bf16_mixed(monkeypatch):
         MixedPrecision("bf16-mixed", "cpu").clip_gradients(opt, 1.0)
 
 
+class ProfilerSeen(L.Callback):
+    """Record the Trainer's profiler class at each epoch start and at the end of training."""
+
+    fast_path_safe = True
+
+    def __init__(self) -> None:
+        self.during: list[type] = []
+        self.after: type | None = None
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self.during.append(type(trainer.profiler))
+        self.same_context = trainer.profiler.profile("a") is trainer.profiler.profile("b")
+
+    def on_train_end(self, trainer, pl_module) -> None:  # after FastPath's, which comes first
+        self.after = type(trainer.profiler)
+
+
+@pytest.mark.parametrize("mode", ["on", "off"])
+def test_default_profiler_is_lean_only_while_the_fast_path_trains(tmp_path, monkeypatch, mode):
+    """While the fast path trains, Lightning's default profiler hands out one shared empty context (lean.py);
+    when training ends it is Lightning's own again, and the ordinary loop never changes it."""
+    from lightning.pytorch.profilers import PassThroughProfiler
+
+    from zoo.training.lean import LeanPassThroughProfiler
+
+    seen = ProfilerSeen()
+    monkeypatch.setattr(zoo.training.callbacks, "build_callbacks", lambda *a, **k: [*BUILD(*a, **k), seen])
+    cfg, _ = resolve([str(ROOT / "configs" / "experiment" / "iris_mlp.yaml")],
+                     [*QUIET, f"run.dir={tmp_path}", f"fast_path={mode}", "trainer.max_epochs=2", "logger=false"])
+    fit(cfg)
+    lean = mode == "on"
+    assert seen.during == [LeanPassThroughProfiler if lean else PassThroughProfiler] * 2
+    assert seen.same_context is lean and seen.after is PassThroughProfiler
+
+
 def test_lean_results_log_the_same_values_and_still_move_between_devices():
     """The fast path's result collections (zoo/training/lean.py) skip the device walk of a `self.log`
     only where every tensor is already on the device: the logged values are Lightning's, and a metric

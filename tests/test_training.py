@@ -121,3 +121,21 @@ def test_quiet_fit_prints_nothing_but_trains(tmp_path, capfd):
     assert os.path.isfile(result["best_ckpt"]) and result["test"]["test/acc"] > 0
     for noise in ("GPU available", "fast path", "Epoch", "it/s", "Restoring states"):
         assert noise not in out + err, (noise, out, err)
+
+
+def test_epoch_totals_sum_device_values_and_host_counts_once_an_epoch():
+    """`Totals` adds each step's values in place (tensors in float64, batch sizes on the host) and hands the
+    epoch's sums to torchmetrics once: they are the exact sums, and the next epoch starts from nothing."""
+    from zoo.models.metrics import Totals
+
+    totals = Totals(3)
+    assert totals.epoch_sums() is None  # no batch yet, e.g. limit_val_batches=0
+    steps = [(torch.tensor(0.1) * 64, 64, torch.tensor(60)), (torch.tensor(0.3) * 16, 16, torch.tensor(9))]
+    for loss_sum, count, correct in steps:
+        totals.add(loss_sum, count, correct)
+    sums = totals.epoch_sums()
+    assert sums.dtype == torch.float64
+    assert sums.tolist() == [float(steps[0][0]) + float(steps[1][0]), 80.0, 69.0]
+    assert totals.epoch_sums() is None
+    totals.add(torch.tensor(2.0), 4, 0)
+    assert totals.epoch_sums().tolist() == [2.0, 4.0, 0.0]
