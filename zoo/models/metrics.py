@@ -62,11 +62,10 @@ class Totals(torchmetrics.Metric):
     def epoch_sums(self) -> torch.Tensor | None:
         """Return the sums over this epoch's batches on every rank, and reset; None if no batch was added
         (e.g. limit_val_batches=0)."""
-        if self.running is None and not self.update_called:
+        if self.running is None:
             return None
-        if self.running is not None:
-            device = self.sums.device
-            self.update(torch.stack([torch.as_tensor(v, dtype=torch.float64, device=device) for v in self.running]))
+        device = self.sums.device
+        self.update(torch.stack([torch.as_tensor(v, dtype=torch.float64, device=device) for v in self.running]))
         sums = self.compute()
         self.reset()
         return sums
