@@ -1,7 +1,8 @@
 """Overhead of zoo over a hand-written PyTorch loop: same CNN, same data, same epochs, two datasets.
 
     python scripts/bench_overhead.py [--datasets digits mnist] [--epochs 20] [--mnist-epochs 1]
-                                     [--repeats 5] [--batch-sizes 64 256] [--device cpu] [--calls]
+                                     [--repeats 5] [--mnist-repeats N] [--batch-sizes 64 256]
+                                     [--device cpu] [--calls]
 
 Datasets: scikit-learn's digits (1,797 8x8 images: 19 steps an epoch at batch 64, so per-epoch
 costs weigh), and MNIST-shaped synthetic tensors (60,000 random 1x28x28 images, 10 random
@@ -202,7 +203,7 @@ def lightning_floor(model: torch.nn.Module, splits: dict, epochs: int, batch_siz
 
     class SaveEachEpoch(L.Callback):
         def on_validation_end(self, trainer, pl_module) -> None:
-            trainer.save_checkpoint(Path(root) / "floor.ckpt")
+            trainer.save_checkpoint(Path(root) / "floor.ckpt", weights_only=False)
 
     (x, y), (xv, yv) = [tuple(t.to(device) for t in splits[s]) for s in ("train", "val")]
     trainer = L.Trainer(max_epochs=epochs, accelerator="gpu" if device == "cuda" else device, devices=1,
@@ -213,7 +214,7 @@ def lightning_floor(model: torch.nn.Module, splits: dict, epochs: int, batch_siz
     return FIT_TIMES[-1]
 
 
-def bench(data: str, epochs: int, batch_size: int, args: argparse.Namespace) -> dict[str, dict]:
+def bench(data: str, epochs: int, batch_size: int, repeats: int, args: argparse.Namespace) -> dict[str, dict]:
     """Time the four contenders on one dataset and batch size; print and return their medians."""
     from zoo.models.cnn import CNN
     from zoo.registry import DATA
@@ -247,7 +248,7 @@ def bench(data: str, epochs: int, batch_size: int, args: argparse.Namespace) -> 
         if args.calls:
             print(f"{data} batch {batch_size}:")
             return {"calls_per_epoch": calls_per_epoch(runs, epochs)}
-        for r in range(args.repeats):
+        for r in range(repeats):
             for name in CONTENDERS[r % 4:] + CONTENDERS[: r % 4]:  # rotate who goes first
                 with contextlib.redirect_stdout(io.StringIO()) as out:
                     times[name].append(runs[name](r, epochs))
@@ -303,6 +304,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20, help="epochs on the digits")
     parser.add_argument("--mnist-epochs", type=int, default=1, help="epochs on the MNIST-shaped tensors")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--mnist-repeats", type=int, default=None,
+                        help="paired repeats on the MNIST-shaped tensors (default: --repeats); each takes about 2 "
+                             "minutes on one CPU thread, a digits repeat about 10 s")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -319,14 +323,18 @@ def main() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
     register_mnist_shaped()
     time_trainer_fit()
-    print(f"CNN [32, 64], {args.repeats} paired repeats, 1 thread, device {args.device}, "
+    print(f"CNN [32, 64], {args.repeats} paired repeats ({args.mnist_repeats or args.repeats} on MNIST-shaped), "
+          f"1 thread, device {args.device}, "
           f"load average at start {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} cores)")
     results: dict[str, dict] = {}
+    repeats_of: dict[str, int] = {}
     for data in args.datasets:
         epochs = args.epochs if data == "digits" else args.mnist_epochs
+        repeats = args.repeats if data == "digits" or args.mnist_repeats is None else args.mnist_repeats
         name = "digits" if data == "digits" else "mnist_shaped"
         print(f"-- {name}, {epochs} epochs")
-        results[name] = {str(bs): bench(name, epochs, bs, args) for bs in args.batch_sizes}
+        results[name] = {str(bs): bench(name, epochs, bs, repeats, args) for bs in args.batch_sizes}
+        repeats_of[name] = repeats
     if args.calls:
         print(json.dumps({"bench": "overhead_calls", "device": args.device, "calls_per_epoch": {
             name: {bs: {k: round(v) for k, v in r["calls_per_epoch"].items()} for bs, r in per.items()}
@@ -334,7 +342,7 @@ def main() -> None:
         return
     summary = {clock: {name: {bs: {pair: round(r[clock][pair]["median"], 4) for pair in RATIOS} for bs, r in per.items()}
                        for name, per in results.items()} for clock in ("wall", "cpu")}
-    print(json.dumps({"bench": "overhead", "device": args.device, "repeats": args.repeats,
+    print(json.dumps({"bench": "overhead", "device": args.device, "repeats": repeats_of,
                       "load_average": [round(x, 2) for x in os.getloadavg()], "median_ratios": summary}))
 
 

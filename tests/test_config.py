@@ -33,6 +33,21 @@ def test_experiment_validates(path):
     assert raw["trainer"].get("accelerator", "auto") == "auto" and raw["trainer"].get("devices", "auto") == "auto"
 
 
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=[p.stem for p in EXPERIMENTS])
+def test_saved_config_yaml_is_what_omegaconf_writes(path, monkeypatch):
+    """config.yaml and hparams.yaml are written with `yaml_text`, which skips OmegaConf's DictConfig: the text
+    is OmegaConf's own, for every experiment, and reads back as the config (an ${oc.env:...} kept as written)."""
+    from zoo.training.environment import saved_config, yaml_text
+
+    monkeypatch.setenv("ZOO_TEST_DIR", "/some/where")
+    cfg, _ = resolve([str(path)], ["run.dir=${oc.env:ZOO_TEST_DIR}/runs", "run.name=naïve"])
+    saved = saved_config(cfg)
+    assert saved["run"]["dir"] == "${oc.env:ZOO_TEST_DIR}/runs"
+    text = yaml_text(saved)
+    assert text == OmegaConf.to_yaml(saved)
+    assert OmegaConf.to_container(OmegaConf.create(text)) == saved
+
+
 @pytest.mark.parametrize("path", FRAGMENTS, ids=[f"{p.parent.name}/{p.stem}" for p in FRAGMENTS])
 def test_fragment_merges_into_an_experiment(path):
     base = {"model": {"name": "mlp"}, "data": {"name": "iris"}}  # names only, so any fragment completes it
@@ -150,6 +165,7 @@ def test_every_dataset_bounds_batch_size_and_fractions():
     for data in DATA.names():
         takes = inspect.signature(DATA.get(data).__init__).parameters
         assert (data, "batch_size") in names, data
+        assert "eval_batch_size" in takes and (data, "eval_batch_size") in names, data
         for arg in ("val_fraction", "test_fraction"):
             assert arg not in takes or (data, arg) in names, (data, arg)
 

@@ -32,6 +32,7 @@ def test_bench_overhead_prints_ratios_and_ends_with_a_json_line():
     assert re.search(r"fast/hand +median \d+\.\d+ \(min \d+\.\d+, max \d+\.\d+\)", out), out
     assert "zoo: fast path on:" in out and "zoo: fast path off: fast_path=off" in out, out
     summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["repeats"] == {"digits": 1}
     for clock in ("wall", "cpu"):
         assert set(summary["median_ratios"][clock]["digits"]["256"]) == {"fast/hand", "ordinary/hand", "floor/hand",
                                                                          "fast/floor", "ordinary/fast"}

@@ -139,3 +139,25 @@ def test_epoch_totals_sum_device_values_and_host_counts_once_an_epoch():
     assert totals.epoch_sums() is None
     totals.add(torch.tensor(2.0), 4, 0)
     assert totals.epoch_sums().tolist() == [2.0, 4.0, 0.0]
+
+
+@pytest.mark.parametrize("data", ["digits", "names_gender", "names"])
+def test_evaluation_reads_a_split_in_few_equal_batches_unless_told(data):
+    """Validation and test read up to 4 training batches at a time, in passes of equal size; a language model
+    keeps batch_size (its logits dominate memory); data.eval_batch_size overrides both. Training is untouched."""
+    import math
+
+    from zoo.registry import DATA
+
+    dm = DATA.build(data, batch_size=16)
+    assert dm.train_dataloader().batch_size == 16
+    for loader, split in ((dm.val_dataloader(), "val"), (dm.test_dataloader(), "test")):
+        n = len(dm.split(split)[1])
+        sizes = [len(y) for _, y in loader]
+        assert sum(sizes) == n
+        if dm.spec.task == "language_modeling":
+            assert loader.batch_size == 16
+        else:
+            assert len(sizes) == math.ceil(n / 64) and max(sizes) - min(sizes) <= len(sizes), (n, sizes)
+    told = DATA.build(data, batch_size=16, eval_batch_size=5)
+    assert told.val_dataloader().batch_size == 5 and told.train_dataloader().batch_size == 16

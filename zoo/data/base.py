@@ -30,6 +30,7 @@ from zoo.spec import DataSpec
 
 Split = tuple[torch.Tensor, torch.Tensor]
 SPLITS = ("train", "val", "test")
+EVAL_BATCHES = 4  # training batches per evaluation batch, unless data.eval_batch_size says (ZooDataModule.eval_batch)
 # (stored batch, generator) -> model inputs. The generator is given for training batches only and
 # is seeded per batch, so augmentation is random but reproducible; None means "no randomness".
 BatchTransform = Callable[[torch.Tensor, "torch.Generator | None"], torch.Tensor]
@@ -158,13 +159,14 @@ class ZooDataModule(L.LightningDataModule):
         """Return the (modality, task) of the data these constructor arguments describe, without loading it."""
         return cls.modality, cls.task
 
-    def __init__(self, *, batch_size: PositiveInt = 64, val_fraction: OpenFraction = 0.15,
+    def __init__(self, *, batch_size: PositiveInt = 64, eval_batch_size: PositiveInt | None = None,
+                 val_fraction: OpenFraction = 0.15,
                  test_fraction: OpenFraction = 0.2, seed: int = 0) -> None:
         super().__init__()
         self.check_arguments(inspect.currentframe())
         if val_fraction + test_fraction >= 1:
             raise ConfigError("data.val_fraction + data.test_fraction must be below 1")
-        self.batch_size = batch_size
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.val_fraction, self.test_fraction, self.seed = val_fraction, test_fraction, seed
         self._splits: dict[str, Split] | None = None
         self._spec: DataSpec | None = None
@@ -214,6 +216,22 @@ class ZooDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         self._ensure_loaded()
 
+    def eval_batch(self, n: int) -> int:
+        """Return the batch size that validation, test and prediction read `n` samples (of one rank) in.
+
+        `data.eval_batch_size` when it is set. By default, up to EVAL_BATCHES training batches at a time,
+        in passes of equal size: evaluation keeps no activations for a backward pass, no gradients and
+        no optimizer step, so a network of more than a few layers needs less memory for it at four
+        times the batch than for training at one; and each pass costs host work whatever its size.
+        Language modelling keeps `batch_size`: its batch x length x vocabulary logits dominate both.
+        """
+        if self.eval_batch_size:
+            return self.eval_batch_size
+        if self.spec.task == "language_modeling" or n <= 0:
+            return self.batch_size
+        passes = math.ceil(n / (EVAL_BATCHES * self.batch_size))
+        return math.ceil(n / passes)
+
     def train_dataloader(self) -> InMemoryLoader:
         return self._loader("train", shuffle=True)
 
@@ -242,7 +260,15 @@ class ZooDataModule(L.LightningDataModule):
             x, y = self._splits[split]  # as stored (e.g. uint8): batch_transform converts each batch on the device
             self._device_splits[key] = (x.to(device), y.to(device))
         x, y = self._device_splits[key]
-        return InMemoryLoader(x, y, self.batch_size, **self.loader_options(shuffle))
+        return InMemoryLoader(x, y, self.loader_batch_size(len(y), shuffle), **self.loader_options(shuffle))
+
+    def loader_batch_size(self, n: int, shuffle: bool) -> int:
+        """Return the batch size of a loader over `n` samples: `batch_size` for training, else `eval_batch`
+        of this rank's share."""
+        if shuffle:
+            return self.batch_size
+        trainer = self.trainer
+        return self.eval_batch(math.ceil(n / (trainer.world_size if trainer is not None else 1)))
 
     def loader_options(self, shuffle: bool) -> dict:
         """Return InMemoryLoader's keyword arguments for this trainer: order, sharding, resume and transform."""

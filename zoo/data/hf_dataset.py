@@ -98,9 +98,11 @@ class HFDataset(ZooDataModule):
                  label_column: str = "label", train_split: str = "train", val_split: str | None = "auto",
                  test_split: str | None = "auto", tokenizer: str = "char", vocab_size: PositiveInt = 2000,
                  max_length: Annotated[int, Range(2)] = 128, unit: str = "stream", image_size: PositiveInt | None = None,
-                 channels: PositiveInt | None = None, batch_size: PositiveInt = 32, val_fraction: OpenFraction = 0.1,
+                 channels: PositiveInt | None = None, batch_size: PositiveInt = 32,
+                 eval_batch_size: PositiveInt | None = None, val_fraction: OpenFraction = 0.1,
                  test_fraction: OpenFraction = 0.1, seed: int = 0) -> None:
-        super().__init__(batch_size=batch_size, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
+        super().__init__(batch_size=batch_size, eval_batch_size=eval_batch_size,
+                         val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
         self.modality, self.task = self.kind(task=task, image_column=image_column)
         self.path, self.config, self.revision = path, config, revision
         self.text_column, self.image_column, self.label_column = text_column, image_column, label_column

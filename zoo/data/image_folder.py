@@ -140,10 +140,11 @@ class ImageFolder(ImageDataModule):
 
     def __init__(self, *, path: str | None = None, image_size: PositiveInt = 64, grayscale: bool = False,
                  in_memory: bool | None = None, num_workers: NonNegativeInt = 4, augment: str = "none",
-                 batch_size: PositiveInt = 64, val_fraction: OpenFraction = 0.15, test_fraction: OpenFraction = 0.2,
+                 batch_size: PositiveInt = 64, eval_batch_size: PositiveInt | None = None,
+                 val_fraction: OpenFraction = 0.15, test_fraction: OpenFraction = 0.2,
                  seed: int = 0) -> None:
-        super().__init__(augment=augment, batch_size=batch_size, val_fraction=val_fraction,
-                         test_fraction=test_fraction, seed=seed)
+        super().__init__(augment=augment, batch_size=batch_size, eval_batch_size=eval_batch_size,
+                         val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
         self.path, self.image_size, self.grayscale = path, image_size, grayscale
         self.in_memory, self.num_workers = in_memory, num_workers
         self.files: dict[str, tuple[ImageFiles, torch.Tensor]] = {}
@@ -258,5 +259,6 @@ class ImageFolder(ImageDataModule):
         trainer = self.trainer
         device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
         images, y = self.files[split]
-        return FileLoader(images, y, self.batch_size, device=device, num_workers=self.num_workers,
+        return FileLoader(images, y, self.loader_batch_size(len(y), shuffle), device=device,
+                          num_workers=self.num_workers,
                           **self.loader_options(shuffle))

@@ -20,9 +20,11 @@ class Digits(ArrayDataModule):
 
     modality = "image"
 
-    def __init__(self, *, size: PositiveInt = 8, batch_size: PositiveInt = 64, val_fraction: OpenFraction = 0.15,
+    def __init__(self, *, size: PositiveInt = 8, batch_size: PositiveInt = 64, eval_batch_size: PositiveInt | None = None,
+                 val_fraction: OpenFraction = 0.15,
                  test_fraction: OpenFraction = 0.2, seed: int = 0) -> None:
-        super().__init__(batch_size=batch_size, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
+        super().__init__(batch_size=batch_size, eval_batch_size=eval_batch_size,
+                         val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
         self.size = size
 
     def load_arrays(self) -> tuple[np.ndarray, np.ndarray, dict]:

@@ -247,9 +247,11 @@ class Chorales(ZooDataModule):
 
     def __init__(self, *, part: str = "soprano", transpose: bool = True, pieces: PositiveInt | None = None,
                  block_size: Annotated[int, Range(2)] = 128, stride: PositiveInt | None = None,
-                 batch_size: PositiveInt = 32, val_fraction: OpenFraction = 0.1, test_fraction: OpenFraction = 0.1,
+                 batch_size: PositiveInt = 32, eval_batch_size: PositiveInt | None = None,
+                 val_fraction: OpenFraction = 0.1, test_fraction: OpenFraction = 0.1,
                  seed: int = 0) -> None:
-        super().__init__(batch_size=batch_size, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
+        super().__init__(batch_size=batch_size, eval_batch_size=eval_batch_size,
+                         val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
         self.part = choose("part", part, PARTS)
         self.transpose, self.pieces = transpose, pieces
         self.block_size, self.stride = block_size, stride or block_size

@@ -52,9 +52,11 @@ class NamesBase(ZooDataModule):
 
     modality: ClassVar[str] = "tokens"
 
-    def __init__(self, *, batch_size: PositiveInt = 64, val_fraction: OpenFraction = 0.1, test_fraction: OpenFraction = 0.2,
+    def __init__(self, *, batch_size: PositiveInt = 64, eval_batch_size: PositiveInt | None = None,
+                 val_fraction: OpenFraction = 0.1, test_fraction: OpenFraction = 0.2,
                  seed: int = 0) -> None:
-        super().__init__(batch_size=batch_size, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
+        super().__init__(batch_size=batch_size, eval_batch_size=eval_batch_size,
+                         val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
 
     def names_splits(self, stratify: bool):
         """Return (names, labels, split indices, tokenizer trained on the train names, context length T)."""

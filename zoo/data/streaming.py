@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import multiprocessing
 import os
 import shutil
@@ -199,8 +200,9 @@ class Streaming(ZooDataModule):
 
     def __init__(self, *, path: str, shuffle: bool = True, num_workers: NonNegativeInt = 0,
                  cache_dir: str | None = None, max_cache_size: str = "50GB", batch_size: PositiveInt = 64,
+                 eval_batch_size: PositiveInt | None = None,
                  seed: int = 0) -> None:
-        super().__init__(batch_size=batch_size, seed=seed)
+        super().__init__(batch_size=batch_size, eval_batch_size=eval_batch_size, seed=seed)
         self.path = path if is_remote(path) else str(Path(path).expanduser())
         self.shuffle, self.num_workers = shuffle, num_workers
         self.cache_dir, self.max_cache_size = cache_dir, max_cache_size
@@ -268,9 +270,9 @@ class Streaming(ZooDataModule):
             if trainer is not None:
                 consumed = lambda: trainer.fit_loop.epoch_loop.batch_progress.current.processed  # noqa: E731
         else:
-            # Evaluation reads every sample. litdata hands each rank whole batches (the remainder to the
-            # last rank), so a split smaller than batch_size x ranks is read in smaller batches.
-            batch_size = min(batch_size, max(1, n // world))
+            # Evaluation reads every sample, in batches of `eval_batch`. litdata hands each rank whole batches
+            # (the remainder to the last rank), so a split smaller than that x ranks is read in smaller batches.
+            batch_size = min(self.eval_batch(math.ceil(n / world)), max(1, n // world))
         # Its own generator: a DataLoader otherwise draws each iterator's base seed from the global torch
         # RNG, and a resumed run, which makes one more iterator than the run it continues, would diverge.
         return loader_class()(self.dataset(split, shuffle=shuffle and self.shuffle, drop_last=shuffle),

@@ -210,9 +210,11 @@ class CSVTable(ZooDataModule):
                  features: list[str] | None = None, drop: list[str] | None = None,
                  categorical: list[str] | None = None, encoding: str = "onehot",
                  max_categories: PositiveInt = 20, max_classes: PositiveInt = 20, sep: str | None = None,
-                 batch_size: PositiveInt = 32, val_fraction: OpenFraction = 0.15, test_fraction: OpenFraction = 0.2,
+                 batch_size: PositiveInt = 32, eval_batch_size: PositiveInt | None = None,
+                 val_fraction: OpenFraction = 0.15, test_fraction: OpenFraction = 0.2,
                  seed: int = 0) -> None:
-        super().__init__(batch_size=batch_size, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
+        super().__init__(batch_size=batch_size, eval_batch_size=eval_batch_size,
+                         val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
         self.path, self.target, self.sep = path, target, sep
         self.task = choose("data.task", task, TASKS) if task else None  # None: inferred when loading
         self.features, self.drop, self.categorical = features, list(drop or []), list(categorical or [])

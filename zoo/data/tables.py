@@ -18,9 +18,11 @@ class SklearnTable(ArrayDataModule):
 
     loader: ClassVar[str]
 
-    def __init__(self, *, batch_size: PositiveInt = 32, val_fraction: OpenFraction = 0.15, test_fraction: OpenFraction = 0.2,
+    def __init__(self, *, batch_size: PositiveInt = 32, eval_batch_size: PositiveInt | None = None,
+                 val_fraction: OpenFraction = 0.15, test_fraction: OpenFraction = 0.2,
                  seed: int = 0) -> None:
-        super().__init__(batch_size=batch_size, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
+        super().__init__(batch_size=batch_size, eval_batch_size=eval_batch_size,
+                         val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
 
     def load_arrays(self) -> tuple[np.ndarray, np.ndarray, dict]:
         import sklearn.datasets

@@ -184,9 +184,11 @@ class TextFile(ZooDataModule):
     def __init__(self, *, path: str | None = None, url: str | None = None, sha256: str | None = None,
                  glob: str = "**/*.txt", tokenizer: str = "char", vocab_size: PositiveInt = 1000,
                  block_size: Annotated[int, Range(2)] = 128, stride: PositiveInt | None = None, unit: str = "stream",
-                 batch_size: PositiveInt = 64, val_fraction: OpenFraction = 0.1, test_fraction: OpenFraction = 0.1,
+                 batch_size: PositiveInt = 64, eval_batch_size: PositiveInt | None = None,
+                 val_fraction: OpenFraction = 0.1, test_fraction: OpenFraction = 0.1,
                  seed: int = 0) -> None:
-        super().__init__(batch_size=batch_size, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
+        super().__init__(batch_size=batch_size, eval_batch_size=eval_batch_size,
+                         val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
         if path and url:
             raise ConfigError("Give data.path or data.url, not both")
         if url in KNOWN_URLS:

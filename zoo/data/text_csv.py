@@ -133,8 +133,10 @@ class TextCSV(ZooDataModule):
 
     def __init__(self, *, path: str, text_column: str = "text", label_column: str = "label",
                  tokenizer: str = "char", vocab_size: PositiveInt = 2000, max_length: PositiveInt = 128, batch_size: PositiveInt = 32,
+                 eval_batch_size: PositiveInt | None = None,
                  val_fraction: OpenFraction = 0.15, test_fraction: OpenFraction = 0.2, seed: int = 0) -> None:
-        super().__init__(batch_size=batch_size, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
+        super().__init__(batch_size=batch_size, eval_batch_size=eval_batch_size,
+                         val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
         self.path, self.text_column, self.label_column = path, text_column, label_column
         self.tokenizer, self.vocab_size, self.max_length = tokenizer, vocab_size, max_length
 

@@ -49,8 +49,10 @@ class TorchvisionImages(ImageDataModule):
     source: ClassVar[str]
 
     def __init__(self, *, root: str | None = None, download: bool = True, augment: str = "none",
-                 batch_size: PositiveInt = 128, val_fraction: OpenFraction = 0.1, seed: int = 0) -> None:
-        super().__init__(augment=augment, batch_size=batch_size, val_fraction=val_fraction, seed=seed)
+                 batch_size: PositiveInt = 128, eval_batch_size: PositiveInt | None = None,
+                 val_fraction: OpenFraction = 0.1, seed: int = 0) -> None:
+        super().__init__(augment=augment, batch_size=batch_size, eval_batch_size=eval_batch_size,
+                         val_fraction=val_fraction, seed=seed)
         self.root, self.download = root, download
 
     # -- where the files are (read from torchvision's own class attributes) --------------------
@@ -206,9 +208,10 @@ class CIFARFamily(TorchvisionImages):
     """
 
     def __init__(self, *, root: str | None = None, download: bool = True, verify: bool = True, augment: str = "none",
-                 batch_size: PositiveInt = 128, val_fraction: OpenFraction = 0.1, seed: int = 0) -> None:
+                 batch_size: PositiveInt = 128, eval_batch_size: PositiveInt | None = None,
+                 val_fraction: OpenFraction = 0.1, seed: int = 0) -> None:
         super().__init__(root=root, download=download, augment=augment, batch_size=batch_size,
-                         val_fraction=val_fraction, seed=seed)
+                         eval_batch_size=eval_batch_size, val_fraction=val_fraction, seed=seed)
         self.verify = verify
 
     def torchvision_class(self) -> type:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -66,3 +67,11 @@ def saved_config(cfg: dict[str, Any]) -> dict[str, Any]:
         return next((expr for k, value, expr in env if k == key and value == node), node)
 
     return mask(cfg)
+
+
+def yaml_text(saved: dict[str, Any]) -> str:
+    """Return the YAML of a config of plain containers, as `OmegaConf.to_yaml` writes it (key order kept,
+    block style, unicode as is), without first building a DictConfig of it: about 7 ms a config, which a
+    run writes twice (config.yaml, the CSV logger's hparams.yaml). tests/test_config.py compares the two
+    on every experiment config."""
+    return yaml.dump(saved, Dumper=yaml.SafeDumper, sort_keys=False, allow_unicode=True, default_flow_style=False)

@@ -20,6 +20,8 @@ from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger, WandbLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
+from zoo.training.environment import yaml_text
+
 
 def build_loggers(configs: list[dict[str, Any]], run_dir: Path, cursor: dict[str, Any] | None = None) -> list[Any]:
     """Return Lightning loggers writing under `run_dir` (nothing is written until `start_loggers`).
@@ -180,6 +182,11 @@ class AppendingWriter(ExperimentWriter):
             writer.writerows(rows)
         self.metrics_keys = header
         self.rows_written = len(rows)
+
+    def log_hparams(self, params: dict[str, Any]) -> None:
+        """Record the run's config in hparams.yaml as Lightning's writer does, with the YAML of `yaml_text`."""
+        self.hparams.update(params)
+        Path(self.log_dir, self.NAME_HPARAMS_FILE).write_text(yaml_text(self.hparams))
 
     def save(self) -> None:
         self.rows_written += len(self.metrics)

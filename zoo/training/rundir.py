@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from omegaconf import OmegaConf
 
+from zoo.training.environment import yaml_text
 from zoo.training.loggers import build_loggers, start_loggers
 from zoo.training.resume import remove_unfinished_saves
 
@@ -52,7 +52,7 @@ class RunDir(L.Callback):
         self.written = True
         if trainer.is_global_zero:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            (self.run_dir / "config.yaml").write_text(OmegaConf.to_yaml(self.saved))
+            (self.run_dir / "config.yaml").write_text(yaml_text(self.saved))
             if self.tokenizer:  # text data: the tokenizer beside the run (it is in every checkpoint too)
                 (self.run_dir / "tokenizer.json").write_text(self.tokenizer)
             remove_unfinished_saves(self.run_dir / "checkpoints")
