@@ -244,7 +244,8 @@ def test_page_in_a_browser(served, tmp_path):
             page = browser.new_page(viewport={"width": 1280, "height": 1100})
             page.on("request", lambda r: requests.append(r.url))
             page.goto(url)
-            page.wait_for_load_state("networkidle")  # the page's start-up requests have all been answered
+            # the page's start-up requests have all been answered (its scripts load slowly on a busy 2-core machine)
+            page.wait_for_load_state("networkidle", timeout=120000)
 
             # draw a vertical stroke on the sketchpad: a "1" for the digits CNN
             page.locator("#image-pad button[aria-label='Brush']").first.click()

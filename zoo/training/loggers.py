@@ -186,7 +186,7 @@ class AppendingWriter(ExperimentWriter):
     def log_hparams(self, params: dict[str, Any]) -> None:
         """Record the run's config in hparams.yaml as Lightning's writer does, with the YAML of `yaml_text`."""
         self.hparams.update(params)
-        Path(self.log_dir, self.NAME_HPARAMS_FILE).write_text(yaml_text(self.hparams))
+        Path(self.log_dir, self.NAME_HPARAMS_FILE).write_text(yaml_text(self.hparams), encoding="utf-8")
 
     def save(self) -> None:
         self.rows_written += len(self.metrics)

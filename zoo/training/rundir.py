@@ -52,7 +52,7 @@ class RunDir(L.Callback):
         self.written = True
         if trainer.is_global_zero:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            (self.run_dir / "config.yaml").write_text(yaml_text(self.saved))
+            (self.run_dir / "config.yaml").write_text(yaml_text(self.saved), encoding="utf-8")
             if self.tokenizer:  # text data: the tokenizer beside the run (it is in every checkpoint too)
                 (self.run_dir / "tokenizer.json").write_text(self.tokenizer)
             remove_unfinished_saves(self.run_dir / "checkpoints")
