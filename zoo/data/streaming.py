@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import multiprocessing
 import os
 import shutil
@@ -272,7 +271,7 @@ class Streaming(ZooDataModule):
         else:
             # Evaluation reads every sample, in batches of `eval_batch`. litdata hands each rank whole batches
             # (the remainder to the last rank), so a split smaller than that x ranks is read in smaller batches.
-            batch_size = min(self.eval_batch(math.ceil(n / world)), max(1, n // world))
+            batch_size = min(self.loader_batch_size(n, shuffle=False), max(1, n // world))
         # Its own generator: a DataLoader otherwise draws each iterator's base seed from the global torch
         # RNG, and a resumed run, which makes one more iterator than the run it continues, would diverge.
         return loader_class()(self.dataset(split, shuffle=shuffle and self.shuffle, drop_last=shuffle),
