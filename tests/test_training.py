@@ -161,3 +161,20 @@ def test_evaluation_reads_a_split_in_few_equal_batches_unless_told(data):
             assert len(sizes) == math.ceil(n / 64) and max(sizes) - min(sizes) <= len(sizes), (n, sizes)
     told = DATA.build(data, batch_size=16, eval_batch_size=5)
     assert told.val_dataloader().batch_size == 5 and told.train_dataloader().batch_size == 16
+
+
+def test_evaluation_batches_grow_only_while_they_hold_few_input_values():
+    """Up to 4 training batches a pass while those hold at most 65,536 input values, fewer beyond, down to one
+    (larger batches of large inputs are slower per sample): the 8x8 digits at batch 16 read 64 at a time,
+    at 300 three batches, at 600 one; resized to 28x28 (MNIST's shape), one batch of 64."""
+    import math
+
+    from zoo.registry import DATA
+
+    def passes_of(most: int, n: int = 10_000) -> int:
+        return math.ceil(n / math.ceil(n / most))  # equal passes of at most `most`
+
+    for size, batch, most in ((8, 16, 64), (8, 300, 900), (8, 600, 600), (28, 64, 64), (28, 16, 64)):
+        dm = DATA.build("digits", size=size, batch_size=batch)
+        assert dm.eval_batch(10_000) == passes_of(most), (size, batch)
+    assert DATA.build("digits", size=28, batch_size=64, eval_batch_size=512).eval_batch(10_000) == 512
