@@ -80,6 +80,8 @@ def execute(path: Path, runs: Path, timeout: int = 600):
 def main(argv: list[str] | None = None) -> int:
     import nbformat
 
+    from zoo.data.download import atomic_output
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="*", type=Path, help="notebooks to run (default: all)")
     args = parser.parse_args(argv)
@@ -93,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{path.name}: outputs a learner should not see:\n  " + "\n  ".join(bad), file=sys.stderr)
             failed += 1
             continue
-        nbformat.write(nb, path)
+        with atomic_output(path) as tmp:  # a failed write leaves the stored notebook as it was
+            nbformat.write(nb, tmp)
         print(f"{path.name}: executed, outputs stored")
     return 1 if failed else 0
 

@@ -133,8 +133,9 @@ def test_generative_and_lm_actions(served):
 
 
 def test_every_kind_gets_its_tab():
-    """Untrained models of the other kinds: a text classifier and a conditional GAN."""
-    from zoo.cli.serve.models import Loaded, classify_text
+    """Untrained models of the other kinds: a text classifier, a conditional GAN, and the diffusion model in
+    the same tab as the GAN (both only sample)."""
+    from zoo.cli.serve.models import KINDS, Loaded, classify_text
     from zoo.registry import DATA, MODELS
 
     def loaded(model: str, data: str, **kwargs) -> Loaded:
@@ -151,6 +152,7 @@ def test_every_kind_gets_its_tab():
     assert samples(gan, 8, 0, "3").shape == samples(gan, 8, 1, "any").shape
     with pytest.raises(ZooError, match="Unknown class 'x'"):
         samples(gan, 8, 0, "x")
+    assert loaded("diffusion", "digits").kind == "gan" and "diffusion" in KINDS["gan"]
     assert kind_of(loaded("mlp", "diabetes").model) == "tabular"
 
 

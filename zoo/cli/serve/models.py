@@ -19,9 +19,9 @@ import torch.nn.functional as F
 
 from zoo.errors import ZooError
 
-# kind id -> the label of its tab
+# kind id -> the label of its tab ("gan": any model that only samples, the diffusion model too)
 KINDS = {"image": "Image classifier", "lm": "Language model", "text": "Text classifier",
-         "tabular": "Tabular model", "vae": "VAE", "gan": "GAN"}
+         "tabular": "Tabular model", "vae": "VAE", "gan": "GAN and diffusion"}
 
 
 def kind_of(model: Any) -> str:
