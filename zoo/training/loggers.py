@@ -20,6 +20,7 @@ from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger, WandbLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
+from zoo.data.download import atomic_output
 from zoo.training.environment import yaml_text
 
 
@@ -186,7 +187,8 @@ class AppendingWriter(ExperimentWriter):
     def log_hparams(self, params: dict[str, Any]) -> None:
         """Record the run's config in hparams.yaml as Lightning's writer does, with the YAML of `yaml_text`."""
         self.hparams.update(params)
-        Path(self.log_dir, self.NAME_HPARAMS_FILE).write_text(yaml_text(self.hparams), encoding="utf-8")
+        with atomic_output(Path(self.log_dir, self.NAME_HPARAMS_FILE)) as tmp:  # never a half-written file
+            tmp.write_text(yaml_text(self.hparams), encoding="utf-8")
 
     def save(self) -> None:
         self.rows_written += len(self.metrics)

@@ -21,6 +21,7 @@ from typing import Any
 
 import lightning as L
 
+from zoo.data.download import atomic_output
 from zoo.training.environment import yaml_text
 from zoo.training.loggers import build_loggers, start_loggers
 from zoo.training.resume import remove_unfinished_saves
@@ -52,9 +53,11 @@ class RunDir(L.Callback):
         self.written = True
         if trainer.is_global_zero:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            (self.run_dir / "config.yaml").write_text(yaml_text(self.saved), encoding="utf-8")
+            with atomic_output(self.run_dir / "config.yaml") as tmp:  # never a half-written file
+                tmp.write_text(yaml_text(self.saved), encoding="utf-8")
             if self.tokenizer:  # text data: the tokenizer beside the run (it is in every checkpoint too)
-                (self.run_dir / "tokenizer.json").write_text(self.tokenizer)
+                with atomic_output(self.run_dir / "tokenizer.json") as tmp:
+                    tmp.write_text(self.tokenizer, encoding="utf-8")
             remove_unfinished_saves(self.run_dir / "checkpoints")
         self.loggers = build_loggers(self.logger, self.run_dir, self.cursor)
         trainer.loggers = self.loggers
