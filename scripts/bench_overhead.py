@@ -24,16 +24,16 @@ Each repeat runs all four back to back with one CPU thread, rotating which goes 
 repeats), after untimed warm-up runs. Each run is timed twice: wall time, and the CPU time of this
 process, which other processes on a shared machine disturb less (they still share its caches). For
 zoo and the floor both cover `Trainer.fit` only (not zoo's test pass), for the hand loop its
-epochs.
-
-The checkpoints and logs go to a folder in RAM (/dev/shm where there is one; `--root DIR` to time on
-another disk): on this project's ext4 disk one atomic rename in thirty stalls for tens of
-milliseconds at a journal commit, whoever renames (the hand loop's mean rename took 17 ms, its median
-0.7 ms), and those stalls, not the loops, then decide a run's ratio. In RAM the same work is done
-(every file is written and renamed) without them. The script prints the machine's load average, the median times and the median of the
+epochs. The script prints the machine's load average, the median times and the median of the
 per-repeat ratios (with min and max), and ends with one JSON line of the median ratios. Targets for
 fast/hand on the CPU: MNIST-shaped <= 1.03 at batch 256 and <= 1.05 at batch 64, digits <= 1.10 at
 batch 64.
+
+The checkpoints and logs go to a folder in RAM (/dev/shm where there is one; `--root DIR` to time on
+another disk). On this project's ext4 disk an atomic rename now and then waits for the file system's
+journal, tens of milliseconds and more, whoever renames (the hand loop's renames took 0.7 ms at the
+median, 17 ms on average), and those stalls, not the loops, then decide a run's ratio. In RAM the
+same work is done (every file is written and renamed) without them.
 
 `--calls` counts instead of timing: the Python function calls and calls into C that each contender
 makes per epoch (`sys.setprofile`; over `--epochs` and half as many, so that per-run costs
