@@ -321,6 +321,8 @@ def main() -> None:
     parser.add_argument("--calls", action="store_true",
                         help="count function calls per epoch (host work, deterministic) instead of timing")
     args = parser.parse_args()
+    if args.root is not None and not os.path.isdir(args.root):
+        parser.error(f"--root {args.root}: no such folder")
     torch.set_num_threads(1)
 
     import logging
@@ -331,8 +333,9 @@ def main() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
     register_mnist_shaped()
     time_trainer_fit()
+    files_in = args.root or tempfile.gettempdir()
     print(f"CNN [32, 64], {args.repeats} paired repeats ({args.mnist_repeats or args.repeats} on MNIST-shaped), "
-          f"1 thread, device {args.device}, files in {args.root or tempfile.gettempdir()}, "
+          f"1 thread, device {args.device}, files in {files_in}, "
           f"load average at start {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} cores)")
     results: dict[str, dict] = {}
     repeats_of: dict[str, int] = {}
@@ -350,7 +353,7 @@ def main() -> None:
         return
     summary = {clock: {name: {bs: {pair: round(r[clock][pair]["median"], 4) for pair in RATIOS} for bs, r in per.items()}
                        for name, per in results.items()} for clock in ("wall", "cpu")}
-    print(json.dumps({"bench": "overhead", "device": args.device, "repeats": repeats_of,
+    print(json.dumps({"bench": "overhead", "device": args.device, "repeats": repeats_of, "files_in": files_in,
                       "load_average": [round(x, 2) for x in os.getloadavg()], "median_ratios": summary}))
 
 

@@ -32,10 +32,16 @@ def test_bench_overhead_prints_ratios_and_ends_with_a_json_line():
     assert re.search(r"fast/hand +median \d+\.\d+ \(min \d+\.\d+, max \d+\.\d+\)", out), out
     assert "zoo: fast path on:" in out and "zoo: fast path off: fast_path=off" in out, out
     summary = json.loads(out.strip().splitlines()[-1])
-    assert summary["repeats"] == {"digits": 1}
+    assert summary["repeats"] == {"digits": 1} and os.path.isdir(summary["files_in"])
     for clock in ("wall", "cpu"):
         assert set(summary["median_ratios"][clock]["digits"]["256"]) == {"fast/hand", "ordinary/hand", "floor/hand",
                                                                          "fast/floor", "ordinary/fast"}
+
+
+def test_bench_overhead_refuses_a_missing_root_folder(tmp_path):
+    proc = subprocess.run([sys.executable, "scripts/bench_overhead.py", "--root", str(tmp_path / "absent")], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "no such folder" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
 
 
 def test_bench_lm_prints_tokens_per_second_and_ends_with_a_json_line():
